@@ -1,0 +1,113 @@
+"""Checkpoint folder: HF model + tokenizer (save_pretrained layout) + reckoning.json + learned inner LRs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
+
+from reckoning_core.config import ReckoningConfig
+from reckoning_core.fast_weights import Params, init_fast, make_lora_init
+from reckoning_core.inner_loop import init_log_lrs
+from reckoning_core.tokenizer import load_tokenizer
+
+RECKONING_JSON = "reckoning.json"
+STATE_FILE = "reckoning_state.safetensors"
+_LR = "log_lr/"
+_LORA = "lora_init/"
+
+
+class CheckpointError(ValueError):
+    """The folder is not a checkpoint we can load."""
+
+
+@dataclass
+class Checkpoint:
+    model: nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    config: ReckoningConfig
+    log_lrs: Params = field(default_factory=dict)
+    lora_init: Params = field(default_factory=dict)
+    name: str = "model"
+
+    def __post_init__(self) -> None:
+        spec = self.config.encode.fast_weights
+        if spec.mode == "lora" and not self.lora_init:
+            self.lora_init = make_lora_init(self.model, spec)
+        fast = init_fast(self.model, spec, self.lora_init)
+        if set(self.log_lrs) != set(fast) or any(
+            v.shape[0] != self.config.encode.inner_steps for v in self.log_lrs.values()
+        ):
+            self.log_lrs = init_log_lrs(fast, self.config.encode)
+
+    def fingerprint(self) -> str:
+        """sha256 over weights, learned LRs, LoRA init, tokenizer vocabulary and config."""
+        h = hashlib.sha256()
+        tensors = {**self.model.state_dict(), **{_LR + k: v for k, v in self.log_lrs.items()},
+                   **{_LORA + k: v for k, v in self.lora_init.items()}}
+        for name in sorted(tensors):
+            t = tensors[name].detach().to("cpu").contiguous()
+            h.update(name.encode())
+            h.update(str(t.dtype).encode())
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(json.dumps(self.tokenizer.get_vocab(), sort_keys=True).encode())
+        h.update(json.dumps(self.config.to_dict(), sort_keys=True).encode())
+        return h.hexdigest()
+
+    def with_config(self, config: ReckoningConfig) -> Checkpoint:
+        return replace(self, config=config, log_lrs={}, lora_init={})
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | Path, dtype: torch.dtype | None = None) -> Path:
+    """Write the folder; `dtype` (e.g. torch.float16) shrinks the shipped weights."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    model = ckpt.model
+    if dtype is not None:
+        state = {k: v.detach().to(dtype) for k, v in model.state_dict().items()}
+        model.save_pretrained(path, state_dict=state)
+    else:
+        model.save_pretrained(path)
+    ckpt.tokenizer.save_pretrained(path)
+    state_t = {**{_LR + k: v.detach().float().contiguous() for k, v in ckpt.log_lrs.items()},
+               **{_LORA + k: v.detach().float().contiguous() for k, v in ckpt.lora_init.items()}}
+    save_file(state_t, str(path / STATE_FILE), metadata={"format": "reckoning-state"})
+    meta = {**ckpt.config.to_dict(), "fingerprint": ckpt.fingerprint()}
+    (path / RECKONING_JSON).write_text(json.dumps(meta, indent=2) + "\n")
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu", attn_implementation: str = "eager",
+                    dtype: torch.dtype = torch.float32) -> Checkpoint:
+    """Load a checkpoint folder, or a plain HF causal-LM folder with a default encode config."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path} is not a folder")
+    if not (path / "config.json").exists():
+        raise CheckpointError(f"{path} is neither a reckoning checkpoint nor a Hugging Face model folder "
+                              "(no config.json)")
+    model = AutoModelForCausalLM.from_pretrained(str(path), attn_implementation=attn_implementation, dtype=dtype)
+    model.to(device)
+    model.eval()
+    tokenizer = load_tokenizer(path)
+    if (path / RECKONING_JSON).exists():
+        raw = json.loads((path / RECKONING_JSON).read_text())
+        raw.pop("fingerprint", None)
+        config = ReckoningConfig.from_dict(raw)
+    else:
+        config = ReckoningConfig()
+    log_lrs: Params = {}
+    lora: Params = {}
+    if (path / STATE_FILE).exists():
+        for k, v in load_file(str(path / STATE_FILE)).items():
+            if k.startswith(_LR):
+                log_lrs[k[len(_LR):]] = v.to(device)
+            elif k.startswith(_LORA):
+                lora[k[len(_LORA):]] = v.to(device)
+    return Checkpoint(model, tokenizer, config, log_lrs, lora, name=path.name)

@@ -1,0 +1,103 @@
+"""The encode configuration and prompt formats a checkpoint carries in reckoning.json."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+FORMAT_VERSION = 1
+
+FastWeightMode = Literal["all", "patterns", "lora"]
+
+
+@dataclass(frozen=True)
+class FastWeightSpec:
+    """Which parameters the inner loop adapts.
+
+    mode "all": every parameter; "patterns": parameters whose name matches any regex in
+    `patterns`; "lora": rank-`rank` factors U @ V added to the 2-D weights matching `patterns`.
+    """
+
+    mode: FastWeightMode = "patterns"
+    patterns: tuple[str, ...] = (r"\.mlp\.",)
+    rank: int = 8
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("all", "patterns", "lora"):
+            raise ValueError(f"fast_weights.mode must be all, patterns or lora, not {self.mode!r}")
+        if self.mode != "all" and not self.patterns:
+            raise ValueError("fast_weights.patterns must not be empty")
+        if self.rank < 1:
+            raise ValueError("fast_weights.rank must be >= 1")
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """How facts are folded into weights: K inner steps of the fact LM loss."""
+
+    inner_steps: int = 4
+    optimizer: Literal["sgd", "adam"] = "sgd"
+    init_lr: float = 0.1  # starting value of every learned per-step per-tensor LR
+    adam_betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-8
+    max_fact_tokens: int = 64
+    fast_weights: FastWeightSpec = field(default_factory=FastWeightSpec)
+
+    def __post_init__(self) -> None:
+        if self.inner_steps < 0:
+            raise ValueError("inner_steps must be >= 0")
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"optimizer must be sgd or adam, not {self.optimizer!r}")
+        if self.init_lr <= 0:
+            raise ValueError("init_lr must be positive")
+
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """Text templates shared by training and serving, so both see the same prompts."""
+
+    fact: str = "{fact}"
+    question: str = "Question: {question}\nAnswer:"
+    in_context: str = "Facts: {facts}\nQuestion: {question}\nAnswer:"
+    answer_prefix: str = " "  # an answer's text follows the prompt after this
+
+    def question_prompt(self, question: str) -> str:
+        return self.question.format(question=question)
+
+    def in_context_prompt(self, facts: list[str], question: str) -> str:
+        return self.in_context.format(facts=" ".join(facts), question=question)
+
+
+@dataclass(frozen=True)
+class ReckoningConfig:
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    prompt: PromptFormat = field(default_factory=PromptFormat)
+    labels: tuple[str, ...] | None = None
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ReckoningConfig:
+        version = int(d.get("format_version", FORMAT_VERSION))
+        if version > FORMAT_VERSION:
+            raise ValueError(f"reckoning.json format_version {version} is newer than {FORMAT_VERSION}")
+        enc = dict(d.get("encode", {}))
+        fw = dict(enc.pop("fast_weights", {}))
+        if "patterns" in fw:
+            fw["patterns"] = tuple(fw["patterns"])
+        if "adam_betas" in enc:
+            enc["adam_betas"] = tuple(enc["adam_betas"])
+        labels = d.get("labels")
+        return cls(
+            encode=EncodeConfig(**enc, fast_weights=FastWeightSpec(**fw)),
+            prompt=PromptFormat(**d.get("prompt", {})),
+            labels=tuple(labels) if labels else None,
+            format_version=version,
+        )

@@ -1,0 +1,103 @@
+"""adapt(): K gradient steps of the fact loss on fast weights; pure, differentiable with create_graph."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from reckoning_core.config import EncodeConfig
+from reckoning_core.fast_weights import Params, forward, merge
+from reckoning_core.losses import lm_loss
+
+Order = Literal["none", "first", "second"]
+
+
+@dataclass
+class FactBatch:
+    """Each fact one row; labels are the fact's own tokens (IGNORE on padding)."""
+
+    input_ids: Tensor  # (F, T)
+    attention_mask: Tensor  # (F, T)
+    labels: Tensor  # (F, T)
+
+
+@dataclass
+class AdaptResult:
+    fast: Params
+    losses: list[Tensor]  # fact loss before each step, then after the last step when requested
+
+
+def init_log_lrs(fast: Mapping[str, Tensor], config: EncodeConfig) -> Params:
+    """Learned inner LRs, one per step per tensor, stored as log so they stay positive."""
+    return {n: torch.full((config.inner_steps,), math.log(config.init_lr)) for n in fast}
+
+
+def fact_loss(model: nn.Module, base: Mapping[str, Tensor], fast: Mapping[str, Tensor], batch: FactBatch) -> Tensor:
+    logits = forward(model, merge(base, fast), batch.input_ids, batch.attention_mask)
+    return lm_loss(logits, batch.labels)
+
+
+def adapt(
+    model: nn.Module,
+    base: Mapping[str, Tensor],
+    fast: Mapping[str, Tensor],
+    batch: FactBatch,
+    log_lrs: Mapping[str, Tensor],
+    config: EncodeConfig,
+    order: Order = "none",
+    final_loss: bool = False,
+) -> AdaptResult:
+    """Run config.inner_steps steps of SGD or Adam on the fact loss, starting from `fast`.
+
+    order "second": the result is a differentiable function of `fast`, `log_lrs` and the base
+    parameters through the inner gradients (create_graph). "first": inner gradients are
+    constants, so the outer gradient reaches the base at the adapted point (FOMAML) and the
+    learned LRs still get theirs. "none": serving; nothing is tracked. The caller's tensors are
+    never modified.
+    """
+    if order not in ("none", "first", "second"):
+        raise ValueError(f"order must be none, first or second, not {order!r}")
+    create_graph = order == "second"
+    track = order != "none"
+    names = list(fast)
+    cur = dict(fast)
+    if not track:
+        cur = {n: t.detach().requires_grad_(True) for n, t in cur.items()}
+    else:
+        cur = {n: t if t.requires_grad else t.detach().requires_grad_(True) for n, t in cur.items()}
+    m: Params = {n: torch.zeros_like(t) for n, t in cur.items()}
+    v: Params = {n: torch.zeros_like(t) for n, t in cur.items()}
+    b1, b2 = config.adam_betas
+    losses: list[Tensor] = []
+    for step in range(config.inner_steps):
+        with torch.enable_grad():
+            loss = fact_loss(model, base, cur, batch)
+            grads = torch.autograd.grad(loss, [cur[n] for n in names], create_graph=create_graph)
+        losses.append(loss.detach())
+        new: Params = {}
+        for n, g in zip(names, grads, strict=True):
+            lr = log_lrs[n][step].exp()
+            if config.optimizer == "adam":
+                m[n] = b1 * m[n] + (1 - b1) * g
+                v[n] = b2 * v[n] + (1 - b2) * g * g
+                m_hat = m[n] / (1 - b1 ** (step + 1))
+                v_hat = v[n] / (1 - b2 ** (step + 1))
+                # eps inside the root keeps its derivative finite at v = 0 (second order)
+                upd = m_hat / (v_hat + config.adam_eps).sqrt()
+            else:
+                upd = g
+            new[n] = cur[n] - lr * upd
+        if not track:
+            new = {n: t.detach().requires_grad_(True) for n, t in new.items()}
+        cur = new
+    if final_loss:
+        with torch.no_grad():
+            losses.append(fact_loss(model, base, cur, batch).detach())
+    if not track:
+        cur = {n: t.detach() for n, t in cur.items()}
+    return AdaptResult(cur, losses)

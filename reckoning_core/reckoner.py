@@ -1,0 +1,109 @@
+"""Reckoner: the serving facade over a checkpoint (encode facts, answer questions, (de)serialise deltas)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from reckoning_core import serialization
+from reckoning_core.answer import generate, score_choices
+from reckoning_core.batching import fact_batch
+from reckoning_core.checkpoint import Checkpoint, load_checkpoint
+from reckoning_core.fast_weights import base_params, init_fast, merge
+from reckoning_core.inner_loop import adapt
+from reckoning_core.knowledge import knowledge_id, normalize_facts
+from reckoning_core.recall import fact_recall
+
+
+@dataclass
+class EncodeResult:
+    delta: dict[str, Tensor]
+    final_inner_loss: float
+    recall: float
+    n_facts: int
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    scores: dict[str, float] | None
+
+
+class Reckoner:
+    """Loads once; every method is blocking CPU/GPU work and safe to call from worker threads."""
+
+    def __init__(self, ckpt: Checkpoint, device: str = "cpu") -> None:
+        self.ckpt = ckpt
+        self.device = device
+        self.model = ckpt.model.to(device).eval()
+        self.tokenizer = ckpt.tokenizer
+        self.config = ckpt.config
+        self.base = base_params(self.model)
+        self.log_lrs = {k: v.to(device) for k, v in ckpt.log_lrs.items()}
+        self.fingerprint = ckpt.fingerprint()
+        self.encode_hash = ckpt.config.encode.hash()
+        self.model_name = ckpt.name
+        self.labels: list[str] | None = list(ckpt.config.labels) if ckpt.config.labels else None
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str = "cpu", torch_threads: int | None = None,
+                        attn_implementation: str = "eager") -> Reckoner:
+        if torch_threads:
+            torch.set_num_threads(torch_threads)
+        return cls(load_checkpoint(path, device=device, attn_implementation=attn_implementation), device)
+
+    def normalize_facts(self, facts: list[str]) -> list[str]:
+        return normalize_facts(facts)
+
+    def knowledge_id(self, facts: list[str]) -> str:
+        return knowledge_id(self.fingerprint, self.encode_hash, facts)
+
+    def encode(self, facts: list[str], with_recall: bool = True) -> EncodeResult:
+        norm = normalize_facts(facts)
+        enc = self.config.encode
+        batch = fact_batch(self.tokenizer, norm, enc.max_fact_tokens, self.device)
+        fast0 = init_fast(self.model, enc.fast_weights, self.ckpt.lora_init)
+        result = adapt(self.model, self.base, fast0, batch, self.log_lrs, enc, order="none", final_loss=True)
+        recall = -1.0
+        if with_recall:
+            recall, _ = fact_recall(self.model, merge(self.base, result.fast), self.tokenizer, norm,
+                                    enc.max_fact_tokens)
+        return EncodeResult(result.fast, float(result.losses[-1]) if result.losses else float("nan"),
+                            recall, len(norm))
+
+    def _answer(self, prompts: list[str], questions: list[str], delta: dict[str, Tensor] | None,
+                choices: list[str] | None, max_new_tokens: int) -> list[Answer]:
+        params = merge(self.base, delta)
+        options = choices or self.labels
+        if options:
+            probs = score_choices(self.model, params, self.tokenizer, prompts, list(options),
+                                  self.config.prompt.answer_prefix)
+            out = []
+            for q, row in zip(questions, probs.tolist(), strict=True):
+                scores = dict(zip(options, row, strict=True))
+                out.append(Answer(q, max(scores, key=scores.__getitem__), scores))
+            return out
+        texts = generate(self.model, params, self.tokenizer, prompts, max_new_tokens)
+        return [Answer(q, t, None) for q, t in zip(questions, texts, strict=True)]
+
+    def answer(self, questions: list[str], delta: dict[str, Tensor] | None, choices: list[str] | None = None,
+               max_new_tokens: int = 16) -> list[Answer]:
+        prompts = [self.config.prompt.question_prompt(q) for q in questions]
+        return self._answer(prompts, questions, delta, choices, max_new_tokens)
+
+    def answer_in_context(self, facts: list[str], questions: list[str], choices: list[str] | None = None,
+                          max_new_tokens: int = 16) -> list[Answer]:
+        # the prompt keeps the caller's order (duplicates dropped): order is part of the context
+        kept = [f for f in dict.fromkeys(" ".join(f.split()) for f in facts) if f]
+        prompts = [self.config.prompt.in_context_prompt(kept, q) for q in questions]
+        return self._answer(prompts, questions, None, choices, max_new_tokens)
+
+    def serialize_delta(self, delta: dict[str, Tensor], dtype: str = "float32") -> bytes:
+        return serialization.dumps(delta, self.fingerprint, self.encode_hash, dtype)
+
+    def deserialize_delta(self, blob: bytes) -> dict[str, Tensor]:
+        return serialization.loads(blob, self.fingerprint, self.encode_hash, self.device)

@@ -1,0 +1,171 @@
+"""create_app(settings): the FastAPI app, its lifespan (model + store), routers, error handlers, /metrics."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib import metadata
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service.api import ask, encode, health, knowledge
+from service.api.errors import UNKNOWN_KNOWLEDGE_DETAIL
+from service.auth import ApiKeyAuth
+from service.engine import Engine, InputTooLong
+from service.knowledge import EmptyFactSet, KnowledgeService, UnknownKnowledge
+from service.metrics import STORE_UNAVAILABLE, metrics_app, record_eviction
+from service.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
+from service.settings import Settings, get_settings
+from service.store import StoreUnavailable, build_store
+
+log = logging.getLogger("service")
+
+DESCRIPTION = """\
+Encode a set of facts once into fast weights (`POST /encode`), then answer any number of
+questions about it without the facts in the prompt (`POST /ask`).
+
+Facts are stored durably; the encoded delta is a cache that may expire and is rebuilt from the
+facts when needed. With API keys configured, send `Authorization: Bearer <key>`; each key sees only
+its own tenant's knowledge sets.
+"""
+
+
+def _version() -> str:
+    try:
+        return metadata.version("reckoning")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+_FASTAPI_BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+def _validation_detail(errors: Any) -> list[dict[str, Any]]:
+    # Drop `input`/`ctx`: echoing a 2 MB body back, or non-JSON exception objects, helps nobody.
+    return [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in errors]
+
+
+def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
+    retry_after = {"Retry-After": str(settings.retry_after_s)}
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = _validation_detail(exc.errors())
+        if "json" not in request.headers.get("content-type", "") and any(e["loc"] == ["body"] for e in detail):
+            # FastAPI only parses JSON bodies sent as JSON; say so instead of a puzzling type error.
+            detail.append(
+                {"loc": ["header", "content-type"], "msg": "send Content-Type: application/json", "type": "header"}
+            )
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_PARSE_ERROR:
+            # FastAPI's answer to a body that is not even UTF-8: make it the same 422 as any bad JSON.
+            detail = [{"loc": ["body"], "msg": "body is not valid UTF-8 JSON", "type": "json_invalid"}]
+            return JSONResponse({"detail": detail}, status_code=422)
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(EmptyFactSet)
+    async def on_empty(_: Request, exc: EmptyFactSet) -> JSONResponse:
+        detail = [{"loc": ["body", "facts"], "msg": str(exc), "type": "empty_fact_set"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(InputTooLong)
+    async def on_too_long(request: Request, exc: InputTooLong) -> JSONResponse:
+        body = getattr(request.state, "question_field", "questions")
+        loc: list[str | int] = ["body", "question"] if body == "question" else ["body", "questions", exc.index]
+        return JSONResponse({"detail": [{"loc": loc, "msg": str(exc), "type": "context_exceeded"}]}, status_code=422)
+
+    @app.exception_handler(UnknownKnowledge)
+    async def on_unknown(_: Request, __: UnknownKnowledge) -> JSONResponse:
+        # The same body for "never existed" and "another tenant's": ids must not be probeable.
+        return JSONResponse({"detail": UNKNOWN_KNOWLEDGE_DETAIL}, status_code=404)
+
+    @app.exception_handler(StoreUnavailable)
+    async def on_store_down(_: Request, exc: StoreUnavailable) -> JSONResponse:
+        STORE_UNAVAILABLE.inc()
+        log.warning("store unavailable: %s", exc)
+        return JSONResponse(
+            {"detail": "knowledge store unavailable, retry later"}, status_code=503, headers=retry_after
+        )
+
+    @app.exception_handler(Exception)
+    async def on_crash(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return JSONResponse({"detail": "internal server error"}, status_code=500)
+
+
+def _configure_logging(level: str) -> None:
+    # uvicorn configures only its own loggers; without this our INFO lines would be dropped.
+    if not log.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(level.upper())
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; the model and the store are created in the lifespan, once per process."""
+    settings = settings or get_settings()
+    _configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = await asyncio.to_thread(
+            Engine.load,
+            settings.model_dir,
+            torch_threads=settings.torch_threads,
+            max_concurrent_encodes=settings.max_concurrent_encodes,
+            delta_dtype=settings.delta_dtype,
+        )
+        store = build_store(
+            redis_url=settings.redis_url,
+            sqlite_path=settings.sqlite_path,
+            delta_cache_bytes=settings.delta_cache_bytes,
+            timeout_s=settings.store_timeout_s,
+            prefix=settings.key_prefix,
+            on_evict=record_eviction,
+        )
+        app.state.engine = engine
+        app.state.store = store
+        app.state.knowledge = KnowledgeService(engine, store, default_ttl_s=settings.delta_ttl_s)
+        log.info("serving %s with the %s store", engine.model_name, store.kind)
+        try:
+            yield
+        finally:
+            await store.close()
+            engine.close()
+
+    app = FastAPI(title="reckoning", version=_version(), description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.auth = ApiKeyAuth(settings.api_keys)
+
+    app.include_router(health.router)
+    app.include_router(encode.build_router(settings))
+    app.include_router(ask.build_router(settings))
+    app.include_router(knowledge.router)
+    # A Route, not a Mount: a Mount would answer "/metrics" with a 307 to "/metrics/".
+    app.router.routes.append(Route("/metrics", _AsgiEndpoint(metrics_app()), include_in_schema=False))
+
+    _install_error_handlers(app, settings)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetricsMiddleware)  # outermost: counts 413s and 500s too
+    return app
+
+
+class _AsgiEndpoint:
+    """Wraps an ASGI function so Starlette's Route serves it as an app, not as a request handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)

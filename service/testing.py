@@ -1,0 +1,192 @@
+"""Real-process harness: redis-server and the API under uvicorn on free ports, for tests and benchmarks."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+# The directory holding the `service` package, so a child process imports this very source tree.
+_SOURCE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class RedisProcess:
+    """A real redis-server on a free port in its own directory (optionally from a config file)."""
+
+    def __init__(self, workdir: Path, *, config: Path | None = None, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.config = config
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=2)
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        assert binary, "redis-server is not installed"
+        args = [binary, *([str(self.config)] if self.config else []), "--port", str(self.port)]
+        args += ["--bind", "127.0.0.1", "--dir", str(self.workdir), "--appendonly", "yes"]
+        args += ["--maxmemory-policy", "volatile-lru", "--save", ""]
+        # fsync every write so a SIGKILL loses nothing: the kill test must be deterministic.
+        args += ["--appendfsync", "always", "--maxmemory", "256mb", "--daemonize", "no"]
+        log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - owned by the child process
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited: {(self.workdir / 'redis.log').read_text()[-2000:]}")
+            try:
+                return bool(self.client().ping())
+            except redis.exceptions.RedisError:
+                return False
+
+        _wait(up, 15, "redis-server")
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+class ApiProcess:
+    """The app served by a real uvicorn in a child process, configured only through RECKONING_* env."""
+
+    def __init__(self, workdir: Path, env: dict[str, str], keys: dict[str, str] | None = None) -> None:
+        self.workdir = workdir
+        self.keys = keys or {}  # tenant -> API key, for tests that need more clients
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.env = env
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "api.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def client(self, api_key: str | None = None, *, tenant: str | None = None, timeout: float = 30.0) -> httpx.Client:
+        key = self.keys[tenant] if tenant is not None else api_key
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def start(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECKONING_")}
+        env.update(
+            {
+                "PYTHONPATH": os.pathsep.join(filter(None, [str(_SOURCE_ROOT), os.environ.get("PYTHONPATH")])),
+                "OMP_NUM_THREADS": "1",
+                "RECKONING_TORCH_THREADS": "1",
+                "TOKENIZERS_PARALLELISM": "false",
+                **self.env,
+            }
+        )
+        cmd = [sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app"]
+        cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
+        # cwd is a scratch dir so a developer's .env cannot leak into the tests.
+        self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"API exited during startup:\n{self.log_tail()}")
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait(up, 90, "the API to start", interval=0.1)
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # graceful: the lifespan closes the store
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+def metric(client: httpx.Client, name: str, **labels: str) -> float:
+    """Sum of the samples called `name` whose labels include `labels` (0 when absent)."""
+    text = client.get("/metrics").text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                total += sample.value
+    return total
+
+
+def unique_facts(tag: str, n: int = 3) -> list[str]:
+    """Facts no other test uses, so ids never collide across tests sharing a server."""
+    stamp = f"{tag}{time.monotonic_ns() % 10**9}"
+    names = ["Anne", "Bob", "Carol", "Dave", "Erin", "Fred", "Gary", "Harry"]
+    return [f"{names[i % len(names)]} {stamp} is kind." for i in range(n - 1)] + [
+        f"If someone {stamp} is kind then they are nice."
+    ]
+
+
+def delta_header(blob: bytes) -> tuple[dict[str, Any], bytes]:
+    """Split a safetensors blob into its JSON header and the tensor payload."""
+    size = int.from_bytes(blob[:8], "little")
+    return json.loads(blob[8 : 8 + size]), blob[8 + size :]
+
+
+def with_header(header: dict[str, Any], payload: bytes) -> bytes:
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)  # safetensors keeps the payload 8-byte aligned
+    return len(raw).to_bytes(8, "little") + raw + payload

@@ -1,0 +1,168 @@
+"""Every request limit over real HTTP: 413 for the byte limit, 422 naming the field and the limit otherwise."""
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from service.testing import metric, unique_facts
+
+# The redis_api server runs with conftest.SMALL_LIMITS.
+MAX_BODY = 8192
+
+
+@pytest.fixture(scope="module")
+def kid(redis_api: object) -> str:
+    from service.testing import ApiProcess
+
+    assert isinstance(redis_api, ApiProcess)
+    with redis_api.client(tenant="alice") as client:
+        response = client.post("/encode", json={"facts": unique_facts("limits")})
+        assert response.status_code == 200, response.text
+        knowledge_id: str = response.json()["knowledge_id"]
+        return knowledge_id
+
+
+def only_error(response: httpx.Response, status: int = 422) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, list) and len(detail) >= 1, detail
+    first: dict[str, object] = detail[0]
+    return first
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "limit"),
+    [
+        ({"facts": [f"Fact number {i}." for i in range(9)]}, ["body", "facts"], "max_facts=8"),
+        ({"facts": ["x" * 201]}, ["body", "facts", 0], "max_fact_chars=200"),
+        ({"facts": ["ok.", "y" * 201]}, ["body", "facts", 1], "max_fact_chars=200"),
+    ],
+)
+def test_encode_limits(alice: httpx.Client, body: dict[str, object], loc: list[object], limit: str) -> None:
+    error = only_error(alice.post("/encode", json=body))
+    assert error["loc"] == loc
+    assert limit in str(error["msg"])
+
+
+def test_ttl_limit(alice: httpx.Client) -> None:
+    error = only_error(alice.post("/encode", json={"facts": ["Bob is kind."], "ttl_s": 3601}))
+    assert error["loc"] == ["body", "ttl_s"]
+    assert "3600" in str(error["msg"])
+    assert only_error(alice.post("/encode", json={"facts": ["Bob is kind."], "ttl_s": 0}))["loc"] == ["body", "ttl_s"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "loc", "limit"),
+    [
+        ({"questions": ["Bob is kind."] * 5}, ["body", "questions"], "max_questions=4"),
+        ({"question": "q" * 201}, ["body", "question"], "max_question_chars=200"),
+        ({"questions": ["fine", "q" * 201]}, ["body", "questions", 1], "max_question_chars=200"),
+        ({"question": "Bob?", "choices": ["a", "b", "c", "d", "e"]}, ["body", "choices"], "max_choices=4"),
+        ({"question": "Bob?", "choices": ["a", "b" * 21]}, ["body", "choices", 1], "max_choice_chars=20"),
+        ({"question": "Bob?", "max_new_tokens": 9}, ["body", "max_new_tokens"], "8"),
+    ],
+)
+def test_ask_limits(alice: httpx.Client, kid: str, extra: dict[str, object], loc: list[object], limit: str) -> None:
+    error = only_error(alice.post("/ask", json={"knowledge_id": kid, **extra}))
+    assert error["loc"] == loc
+    assert limit in str(error["msg"])
+
+
+def test_question_longer_than_the_model_context_is_422(alice: httpx.Client, kid: str) -> None:
+    # 200 CJK characters pass max_question_chars but need ~600 byte tokens: the tiny model has 256 positions.
+    error = only_error(alice.post("/ask", json={"knowledge_id": kid, "questions": ["ok", "中" * 200]}))
+    assert error["loc"] == ["body", "questions", 1]
+    assert "context" in str(error["msg"])
+
+
+def test_body_over_the_byte_limit_by_content_length_is_413(alice: httpx.Client) -> None:
+    body = json.dumps({"facts": ["z" * 150] * 60}).encode()
+    assert len(body) > MAX_BODY
+    counted = metric(alice, "reckoning_requests_total", route="/encode", status="413")
+    response = alice.post("/encode", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert f"max_body_bytes={MAX_BODY}" in response.json()["detail"]
+    assert metric(alice, "reckoning_requests_total", route="/encode", status="413") == counted + 1
+
+
+def test_body_over_the_byte_limit_when_streamed_is_413(alice: httpx.Client) -> None:
+    # Chunked transfer encoding: no Content-Length, so only counting the bytes received can catch it.
+    def chunks() -> Iterator[bytes]:
+        yield b'{"facts": ['
+        for _ in range(100):
+            yield b'"' + b"w" * 100 + b'",'
+        yield b'"end"]}'
+
+    response = alice.post("/encode", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "max_body_bytes" in response.json()["detail"]
+
+
+def test_a_body_just_under_the_limit_is_accepted(alice: httpx.Client) -> None:
+    facts = [f"Fact {i} {'v' * 150}." for i in range(8)]
+    body = json.dumps({"facts": facts}).encode()
+    assert len(body) < MAX_BODY
+    assert alice.post("/encode", content=body, headers={"content-type": "application/json"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("content", "loc_prefix"),
+    [
+        (b"{not json", ["body"]),
+        (b"", ["body"]),
+        (b"[]", ["body"]),
+        (b'{"facts": "Bob is kind."}', ["body", "facts"]),
+        (b'{"facts": [1, 2]}', ["body", "facts", 0]),
+        (b'{"facts": []}', ["body", "facts"]),
+        (b'{"facts": ["   "]}', ["body", "facts", 0]),
+        (b'{"facts": ["Bob\\u0000 is kind."]}', ["body", "facts", 0]),
+        (b'{"facts": ["Bob \\ud800 is kind."]}', ["body", "facts", 0]),
+        (b'{"facts": ["Bob is kind."], "fact": 1}', ["body", "fact"]),
+        (b'{"facts": ["Bob is kind."], "ttl_s": "soon"}', ["body", "ttl_s"]),
+        (b"\xff\xfe\x00", ["body"]),
+    ],
+)
+def test_bad_encode_bodies_are_422_naming_the_field(
+    alice: httpx.Client, content: bytes, loc_prefix: list[object]
+) -> None:
+    error = only_error(alice.post("/encode", content=content, headers={"content-type": "application/json"}))
+    assert error["loc"][: len(loc_prefix)] == loc_prefix  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"question": "a", "questions": ["b"]},
+        {"question": "a", "choices": ["x", "x"]},
+        {"question": "a", "choices": []},
+        {"questions": []},
+    ],
+)
+def test_bad_ask_bodies_are_422(alice: httpx.Client, kid: str, extra: dict[str, object]) -> None:
+    only_error(alice.post("/ask", json={"knowledge_id": kid, **extra}))
+
+
+def test_unusual_unicode_is_accepted_and_normalised(alice: httpx.Client) -> None:
+    tag = unique_facts("unicode", 1)[0]
+    composed = [f"Zoë {tag} is kind 😀.", f"مرحبا {tag} is red.", f"Ω {tag}\tis   big."]
+    decomposed = [unicodedata_nfd(f) for f in composed]
+    first = alice.post("/encode", json={"facts": composed})
+    assert first.status_code == 200, first.text
+    second = alice.post("/encode", json={"facts": decomposed}).json()
+    assert second["knowledge_id"] == first.json()["knowledge_id"]
+    assert second["cached"] is True
+
+
+def unicodedata_nfd(text: str) -> str:
+    import unicodedata
+
+    return unicodedata.normalize("NFD", text)
+
+
+def test_json_without_json_content_type_says_so(alice: httpx.Client) -> None:
+    response = alice.post("/encode", content=b'{"facts": ["Bob is kind."]}', headers={"content-type": "text/plain"})
+    assert response.status_code == 422
+    assert any("Content-Type" in e["msg"] for e in response.json()["detail"])

@@ -1,0 +1,101 @@
+"""Training: ICR packing equals serving prompts, a smoke run that resumes, and 2-process data parallel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from reckoning_core.batching import prompt_batch
+from reckoning_core.checkpoint import load_checkpoint
+from reckoning_core.fast_weights import base_params, forward
+from training.baseline import block_mask, packed_row
+from training.config import TrainConfig
+from training.data.episode import Question
+
+REPO = Path(__file__).resolve().parents[2]
+FACTS = ["Bob is blue.", "If someone is blue then they are nice.", "Anne is kind."]
+
+
+def test_packed_icr_rows_match_the_serving_prompt(tiny_gpt2: Path) -> None:
+    ckpt = load_checkpoint(tiny_gpt2)
+    tok, prompt = ckpt.tokenizer, ckpt.config.prompt
+    label_ids = {lab: tok(" " + lab, add_special_tokens=False)["input_ids"][0] for lab in ("True", "False", "Unknown")}
+    questions = [Question("Bob is nice.", "True"), Question("Anne is not big.", "Unknown")]
+    tokens, spans, where, targets = packed_row(tok, prompt, FACTS, questions, label_ids)
+    mask, pos = block_mask(spans[0][0], spans, len(tokens))
+    logits = forward(ckpt.model, base_params(ckpt.model), torch.tensor([tokens]), mask, position_ids=pos)
+    for q, w in zip(questions, where, strict=True):
+        serving = prompt_batch(tok, [prompt.in_context_prompt(FACTS, q.text)])
+        n = int(serving.last[0]) + 1
+        start = next(s for s, _ in spans if s <= w < _)
+        packed_ids = tokens[: spans[0][0]] + tokens[start : w + 1]
+        assert packed_ids == serving.input_ids[0, :n].tolist()
+        ref = forward(ckpt.model, base_params(ckpt.model), serving.input_ids, serving.attention_mask)
+        assert torch.allclose(logits[0, w], ref[0, n - 1], atol=1e-4)
+    assert targets == [0, 2]
+
+
+def _train(config: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "reckoning_core.cli", "train", "--config", str(config),
+           "--set", f"out_dir={out}", *extra]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _log(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.usefixtures("shared_data")
+def test_smoke_meta_training_runs_reloads_and_resumes(tmp_path: Path) -> None:
+    config = REPO / "training" / "configs" / "smoke.yaml"
+    out = tmp_path / "run"
+    r = _train(config, out)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = _log(out)
+    assert [x["step"] for x in log] == [1, 2, 3]
+    assert all(torch.isfinite(torch.tensor(x["loss"])) for x in log)
+    ckpt = load_checkpoint(out / "best")
+    assert ckpt.config.labels == ("True", "False", "Unknown") and ckpt.log_lrs
+    state = json.loads((out / "last" / "trainer_state.json").read_text())
+    assert state["step"] == 3
+    r = _train(config, out, "--set", "max_steps=5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "resuming smoke at step 3" in r.stdout
+    assert [x["step"] for x in _log(out)] == [1, 2, 3, 4, 5]
+    cfg = TrainConfig.load(config)
+    assert cfg.method == "reckoning" and cfg.order == "second" and cfg.fact_weight > 0
+
+
+@pytest.mark.usefixtures("shared_data")
+def test_two_process_data_parallel_training(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:  # torchrun's --master_port=0 hangs: pick a free port ourselves
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           "-m", "reckoning_core.cli", "train", "--config", str(REPO / "training/configs/smoke.yaml"),
+           "--set", f"out_dir={out}", "--set", "max_steps=2", "--set", "eval_every=2", "--set", "batch_theories=1"]
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "world 2" in r.stdout
+    assert [x["step"] for x in _log(out)] == [1, 2]
+    assert (out / "best" / "model.safetensors").exists()
+
+
+def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
+    p = tmp_path / "c.yaml"
+    p.write_text("n_layers: 3\n")
+    with pytest.raises(ValueError, match="n_layers"):
+        TrainConfig.load(p)
+    with pytest.raises(ValueError, match="key=value"):
+        TrainConfig.load(None, ["oops"])

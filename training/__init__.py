@@ -1,0 +1,1 @@
+"""Meta-training, the in-context baseline and evaluation for reckoning."""

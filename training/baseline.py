@@ -1,0 +1,89 @@
+"""Fine-tuned in-context reasoning (FT-ICR): the theory in the prompt, many questions packed per row."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from transformers import PreTrainedTokenizerBase
+
+from reckoning_core.config import PromptFormat
+from reckoning_core.fast_weights import forward
+from reckoning_core.losses import IGNORE, answer_loss, lm_loss
+from training.data.episode import Question
+
+
+def _ids(tok: PreTrainedTokenizerBase, text: str) -> list[int]:
+    return list(tok(text, add_special_tokens=False)["input_ids"])
+
+
+def split_in_context(prompt: PromptFormat) -> tuple[str, str]:
+    """The in-context template cut where the question starts: (facts part, question part)."""
+    head, _, tail = prompt.in_context.partition("{question}")
+    facts_part, sep, question_head = head.rpartition("\n")
+    return facts_part, sep + question_head + "{question}" + tail
+
+
+def packed_row(tok: PreTrainedTokenizerBase, prompt: PromptFormat, facts: list[str], questions: list[Question],
+               label_ids: dict[str, int]) -> tuple[list[int], list[tuple[int, int]], list[int], list[int]]:
+    """One row: <bos> facts, then question blocks that each see the facts and themselves only.
+
+    Returns tokens, (start, end) of every block, the index predicting each block's label, and
+    the target label index. Tokens equal those of the serving prompt (tested).
+    """
+    facts_tpl, q_tpl = split_in_context(prompt)
+    prefix = [tok.bos_token_id, *_ids(tok, facts_tpl.format(facts=" ".join(facts)))]
+    tokens = list(prefix)
+    spans, where, targets = [], [], []
+    labels = list(label_ids)
+    for q in questions:
+        block = _ids(tok, q_tpl.format(question=q.text))
+        start = len(tokens)
+        tokens += [*block, label_ids[q.answer]]
+        spans.append((start, len(tokens)))
+        where.append(start + len(block) - 1)
+        targets.append(labels.index(q.answer))
+    return tokens, spans, where, targets
+
+
+def block_mask(prefix_len: int, spans: list[tuple[int, int]], total: int) -> tuple[Tensor, Tensor]:
+    """Float 4-D mask (1, 1, T, T) and position ids (1, T) for a packed row.
+
+    A bool 4-D mask was silently wrong with eager attention (DESIGN §4): use 0 / dtype-min floats.
+    """
+    allow = torch.zeros(total, total, dtype=torch.bool)
+    allow[:prefix_len, :prefix_len] = torch.ones(prefix_len, prefix_len, dtype=torch.bool).tril()
+    pos = torch.arange(total)
+    for s, e in spans:
+        n = e - s
+        allow[s:e, :prefix_len] = True
+        allow[s:e, s:e] = torch.ones(n, n, dtype=torch.bool).tril()
+        pos[s:e] = torch.arange(prefix_len, prefix_len + n)
+    mask = torch.zeros(1, 1, total, total).masked_fill(~allow, torch.finfo(torch.float32).min)
+    return mask, pos[None]
+
+
+def icr_loss(model: nn.Module, params: dict[str, Tensor], tok: PreTrainedTokenizerBase, prompt: PromptFormat,
+             facts: list[str], questions: list[Question], label_ids: dict[str, int], blocks_per_row: int,
+             lm_weight: float) -> tuple[Tensor, int, int]:
+    """Answer loss over all questions (+ LM loss on the facts text); returns loss, n correct, n."""
+    device = next(iter(params.values())).device
+    label_tensor = torch.tensor(list(label_ids.values()), device=device)
+    total_loss = torch.zeros((), device=device)
+    correct = 0
+    for i in range(0, len(questions), blocks_per_row):
+        chunk = questions[i : i + blocks_per_row]
+        tokens, spans, where, targets = packed_row(tok, prompt, facts, chunk, label_ids)
+        prefix_len = spans[0][0]
+        mask, pos = block_mask(prefix_len, spans, len(tokens))
+        ids = torch.tensor([tokens], device=device)
+        logits = forward(model, params, ids, mask.to(device), position_ids=pos.to(device))  # (1, T, V)
+        choice = logits[0, torch.tensor(where, device=device)][:, label_tensor]  # (Q, 3)
+        tgt = torch.tensor(targets, device=device)
+        loss = answer_loss(choice, tgt) * len(chunk)
+        if lm_weight:
+            labels = torch.full((1, len(tokens)), IGNORE, device=device)
+            labels[0, 1:prefix_len] = ids[0, 1:prefix_len]
+            loss = loss + lm_weight * lm_loss(logits[:, :prefix_len], labels[:, :prefix_len]) * len(chunk)
+        total_loss = total_loss + loss
+        correct += int((choice.argmax(-1) == tgt).sum())
+    return total_loss / len(questions), correct, len(questions)

@@ -1,0 +1,1 @@
+"""Readers for the shared data files, generators of labelled episodes."""

@@ -1,0 +1,168 @@
+"""ProofWriter: sentence grammar, an open-world forward-chaining solver, and readers for both shared formats."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.data.episode import Episode, Question
+
+LABELS = ("True", "False", "Unknown")
+
+_FACT = re.compile(r"(\w+) is (\w+)\.")
+_RULE = re.compile(r"If someone is (\w+(?: and \w+)*) then they are (\w+)\.")
+_QUESTION = re.compile(r"(\w+) is (not )?(\w+)\.")
+_MASK_FILL = re.compile(r"<extra_id_0>\s*(.*?)\s*<extra_id_1>")
+
+
+@dataclass(frozen=True)
+class Rule:
+    conditions: tuple[str, ...]
+    conclusion: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Theory:
+    facts: dict[tuple[str, str], str]  # (entity, attribute) -> sentence
+    rules: tuple[Rule, ...]
+
+    @classmethod
+    def parse(cls, sentences: Iterable[str]) -> Theory:
+        facts: dict[tuple[str, str], str] = {}
+        rules: list[Rule] = []
+        for s in sentences:
+            if m := _RULE.fullmatch(s):
+                rules.append(Rule(tuple(m.group(1).split(" and ")), m.group(2), s))
+            elif m := _FACT.fullmatch(s):
+                facts[(m.group(1), m.group(2))] = s
+            else:
+                raise ValueError(f"not a ProofWriter fact or rule: {s!r}")
+        return cls(facts, tuple(rules))
+
+    def entities(self) -> list[str]:
+        return sorted({e for e, _ in self.facts})
+
+
+@dataclass(frozen=True)
+class Proof:
+    depth: int
+    support: frozenset[str]  # the fact and rule sentences the proof uses
+
+
+def closure(theory: Theory) -> dict[tuple[str, str], Proof]:
+    """Every provable atom with its shallowest proof (open world, no negation in theories)."""
+    proven = {atom: Proof(0, frozenset({s})) for atom, s in theory.facts.items()}
+    entities = theory.entities()
+    changed = True
+    while changed:
+        changed = False
+        for rule in theory.rules:
+            for e in entities:
+                premises = [proven.get((e, c)) for c in rule.conditions]
+                if any(p is None for p in premises):
+                    continue
+                depth = 1 + max(p.depth for p in premises if p is not None)
+                old = proven.get((e, rule.conclusion))
+                if old is None or depth < old.depth:
+                    support = frozenset({rule.text}).union(*(p.support for p in premises if p))
+                    proven[(e, rule.conclusion)] = Proof(depth, support)
+                    changed = True
+    return proven
+
+
+def parse_question(text: str) -> tuple[str, str, bool]:
+    m = _QUESTION.fullmatch(text)
+    if not m:
+        raise ValueError(f"not a ProofWriter question: {text!r}")
+    return m.group(1), m.group(3), m.group(2) is not None
+
+
+def answer(proven: dict[tuple[str, str], Proof], question: str) -> tuple[str, Proof | None]:
+    """OWA label: a provable atom is True (False when negated); anything else is Unknown."""
+    entity, attr, negated = parse_question(question)
+    proof = proven.get((entity, attr))
+    if proof is None:
+        return "Unknown", None
+    return ("False" if negated else "True"), proof
+
+
+def label(value: object) -> str:
+    if value is True or value == "True" or value == "true":
+        return "True"
+    if value is False or value == "False" or value == "false":
+        return "False"
+    if value == "Unknown":
+        return "Unknown"
+    raise ValueError(f"not a ProofWriter label: {value!r}")
+
+
+def unmask(masked: str, fill: str) -> str:
+    """owa_train splits each sentence T5-style; every <extra_id_0> takes the fill word."""
+    m = _MASK_FILL.search(fill)
+    if not m:
+        raise ValueError(f"bad fill {fill!r}")
+    return masked.replace("<extra_id_0>", m.group(1))
+
+
+def _relevant_for_unknown(theory: Theory, q: dict, text: str) -> tuple[str, ...]:
+    """Unknowns have no proof: keep the rules named in the failure trace and the subject's facts."""
+    entity, _, _ = parse_question(text)
+    ids = set(re.findall(r"rule\d+", str(q.get("proofs", ""))))
+    return tuple(ids) + tuple(s for (e, _), s in theory.facts.items() if e == entity)
+
+
+def read_natlang(path: str | Path) -> Iterator[Episode]:
+    """owa_dev_natlang format: clean triples/rules, QDep and proofs."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            d = json.loads(line)
+            by_id = {k: v["text"] for k, v in {**d["triples"], **d["rules"]}.items()}
+            facts = tuple(by_id.values())
+            theory = Theory.parse(facts)
+            questions = []
+            for q in d["questions"].values():
+                text = q["question"]
+                if "proofsWithIntermediates" in q:
+                    rep = q["proofsWithIntermediates"][0]["representation"]
+                    ids = re.findall(r"(?:triple|rule)\d+", rep)
+                else:
+                    ids = list(_relevant_for_unknown(theory, q, text))
+                proof = tuple(dict.fromkeys(by_id.get(i, i) for i in ids))
+                questions.append(Question(text, label(q["answer"]), int(q["QDep"]), proof))
+            yield Episode(str(d["id"]), facts, tuple(questions), "owa_dev")
+
+
+def read_owa_train(path: str | Path) -> Iterator[Episode]:
+    """owa_train format: T5-masked facts, no depths; depths and proofs come from the solver."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if not line.strip():
+                continue
+            d = json.loads(line)
+            facts = tuple(dict.fromkeys(unmask(m, fill) for m, fill in d["facts"]))
+            theory = Theory.parse(facts)
+            proven = closure(theory)
+            questions = []
+            for text, ans in d["qa_pairs"]:
+                _, proof = answer(proven, text)
+                if proof is None:
+                    ent = parse_question(text)[0]
+                    support = tuple(s for (e, _), s in theory.facts.items() if e == ent)
+                    questions.append(Question(text, label(ans), None, support))
+                else:
+                    questions.append(Question(text, label(ans), proof.depth, tuple(sorted(proof.support))))
+            yield Episode(str(d.get("guid", "")), facts, tuple(questions), "owa_train")
+
+
+def read_proofwriter(path: str | Path) -> list[Episode]:
+    """Either shared format, told apart by the first record's keys."""
+    with open(path, encoding="utf-8") as f:
+        first = json.loads(next(line for line in f if line.strip()))
+    reader = read_natlang if "triples" in first else read_owa_train
+    return list(reader(path))

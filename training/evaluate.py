@@ -1,0 +1,79 @@
+"""Accuracy overall, by answer and by proof depth, full theory or proof-only, RECKONING or in-context."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from reckoning_core.reckoner import Reckoner
+from training.data.episode import Episode, Question
+
+
+def knowledge_groups(ep: Episode, setting: str) -> list[tuple[list[str], list[Question]]]:
+    """Questions grouped by the knowledge set they are asked against."""
+    if setting == "full-theory":
+        return [(list(ep.facts), list(ep.questions))]
+    if setting != "proof-only":
+        raise ValueError(f"setting must be full-theory or proof-only, not {setting!r}")
+    groups: dict[tuple[str, ...], list[Question]] = defaultdict(list)
+    for q in ep.questions:
+        facts = tuple(q.proof_facts) if q.proof_facts else tuple(ep.facts)
+        groups[facts].append(q)
+    return [(list(k), v) for k, v in groups.items()]
+
+
+def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "reckoning",
+             setting: str = "full-theory", with_recall: bool = True, progress: bool = False) -> dict[str, Any]:
+    if method not in ("reckoning", "icr", "no-knowledge"):
+        raise ValueError(f"method must be reckoning, icr or no-knowledge, not {method!r}")
+    hits: dict[str, list[int]] = defaultdict(list)
+    by_answer: dict[str, list[int]] = defaultdict(list)
+    by_depth: dict[str, list[int]] = defaultdict(list)
+    recalls: list[float] = []
+    t0 = time.perf_counter()
+    for ep in tqdm(episodes, disable=not progress, desc=f"eval {method} {setting}"):
+        for facts, questions in knowledge_groups(ep, setting):
+            texts = [q.text for q in questions]
+            if method == "icr":
+                answers = reckoner.answer_in_context(facts, texts)
+            elif method == "no-knowledge":
+                answers = reckoner.answer(texts, None)
+            else:
+                enc = reckoner.encode(facts, with_recall=with_recall)
+                if with_recall:
+                    recalls.append(enc.recall)
+                answers = reckoner.answer(texts, enc.delta)
+            for q, a in zip(questions, answers, strict=True):
+                ok = int(a.answer == q.answer)
+                hits["all"].append(ok)
+                by_answer[q.answer].append(ok)
+                if q.depth is not None:
+                    by_depth[str(q.depth)].append(ok)
+    acc = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
+    out: dict[str, Any] = {
+        "accuracy": acc(hits["all"]),
+        "n_questions": len(hits["all"]),
+        "n_theories": len(episodes),
+        "by_answer": {k: acc(v) for k, v in sorted(by_answer.items())},
+        "setting": setting,
+        "method": method,
+        "recall": round(sum(recalls) / len(recalls), 4) if recalls else None,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    if by_depth and all(q.depth is not None for ep in episodes for q in ep.questions if q.answer != "Unknown"):
+        out["by_depth"] = {k: {"accuracy": acc(v), "n": len(v)} for k, v in sorted(by_depth.items())}
+    return out
+
+
+def write_json(obj: dict[str, Any], out: str | Path | None) -> None:
+    text = json.dumps(obj, indent=2)
+    print(text)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
