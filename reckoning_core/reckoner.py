@@ -34,7 +34,11 @@ class Answer:
 
 
 class Reckoner:
-    """Loads once; every method is blocking CPU/GPU work and safe to call from worker threads."""
+    """Loads once; every method is blocking CPU/GPU work.
+
+    Not thread-safe: functional_call swaps the module's parameters for the duration of a call,
+    so callers serialise access (the service runs torch work on a single worker thread).
+    """
 
     def __init__(self, ckpt: Checkpoint, device: str = "cpu") -> None:
         self.ckpt = ckpt
