@@ -30,8 +30,8 @@ def score_choices(model: nn.Module, params: Mapping[str, Tensor], tokenizer: Pre
         scores = last[:, torch.tensor([c[0] for c in cids], device=device)]  # (B, C)
         return scores.softmax(-1)
     base_rows = prompt_rows(tokenizer, prompts)
-    rows = [p + c for p in base_rows for c in cids]  # B*C rows
-    ids, mask = pad_rows(rows, tokenizer.pad_token_id, device)
+    joined = [p + c for p in base_rows for c in cids]  # B*C rows
+    ids, mask = pad_rows(joined, tokenizer.pad_token_id, device)
     logp = upcast(forward(model, params, ids, mask)).log_softmax(-1)  # (B*C, T, V)
     totals = []
     for i, (p, c) in enumerate((p, c) for p in base_rows for c in cids):
@@ -77,5 +77,6 @@ def generate_ids(model: nn.Module, params: Mapping[str, Tensor], tokenizer: PreT
 
 def generate(model: nn.Module, params: Mapping[str, Tensor], tokenizer: PreTrainedTokenizerBase,
              prompts: list[str], max_new_tokens: int, stop: str = "\n") -> list[str]:
-    texts = [tokenizer.decode(o) for o in generate_ids(model, params, tokenizer, prompts, max_new_tokens, stop)]
+    ids = generate_ids(model, params, tokenizer, prompts, max_new_tokens, stop)
+    texts = [str(tokenizer.decode(o)) for o in ids]
     return [t.split(stop)[0].strip() if stop else t.strip() for t in texts]

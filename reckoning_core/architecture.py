@@ -22,10 +22,10 @@ def new_causal_lm(tokenizer: PreTrainedTokenizerBase, arch: str = "gpt2", n_laye
            "pad_token_id": tokenizer.pad_token_id}
     vocab = len(tokenizer)
     if arch == "gpt2":
-        cfg = GPT2Config(vocab_size=vocab, n_positions=n_positions, n_embd=d_model, n_layer=n_layer,
+        gcfg = GPT2Config(vocab_size=vocab, n_positions=n_positions, n_embd=d_model, n_layer=n_layer,
                          n_head=n_head, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, **ids)
-        cfg._attn_implementation = "eager"
-        return GPT2LMHeadModel(cfg)
+        gcfg._attn_implementation = "eager"
+        return GPT2LMHeadModel(gcfg)
     if arch == "llama":
         cfg = LlamaConfig(vocab_size=vocab, hidden_size=d_model, intermediate_size=4 * d_model,
                           num_hidden_layers=n_layer, num_attention_heads=n_head, num_key_value_heads=n_head,

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from torch import nn
-from transformers import AutoModelForCausalLM, PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, PreTrainedModel, PreTrainedTokenizerBase
 
 from reckoning_core.config import ReckoningConfig
 from reckoning_core.fast_weights import Params, init_fast, make_lora_init
@@ -29,7 +28,7 @@ class CheckpointError(ValueError):
 
 @dataclass
 class Checkpoint:
-    model: nn.Module
+    model: PreTrainedModel
     tokenizer: PreTrainedTokenizerBase
     config: ReckoningConfig
     log_lrs: Params = field(default_factory=dict)
@@ -93,7 +92,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", attn_implementation: 
         raise CheckpointError(f"{path} is neither a reckoning checkpoint nor a Hugging Face model folder "
                               "(no config.json)")
     model = AutoModelForCausalLM.from_pretrained(str(path), attn_implementation=attn_implementation, dtype=dtype)
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]
     model.eval()
     tokenizer = load_tokenizer(path)
     if (path / RECKONING_JSON).exists():

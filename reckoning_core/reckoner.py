@@ -43,7 +43,7 @@ class Reckoner:
     def __init__(self, ckpt: Checkpoint, device: str = "cpu") -> None:
         self.ckpt = ckpt
         self.device = device
-        self.model = ckpt.model.to(device).eval()
+        self.model = ckpt.model.to(device).eval()  # type: ignore[arg-type]
         self.tokenizer = ckpt.tokenizer
         self.config = ckpt.config
         self.base = base_params(self.model)

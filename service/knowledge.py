@@ -107,14 +107,23 @@ class KnowledgeService:
         if not await self.store.put_knowledge(namespace, record):
             record = await self.store.get_knowledge(namespace, knowledge_id) or record
         await self.store.put_delta(namespace, knowledge_id, encoded.blob, ttl_s)
+        await self._forget_if_deleted(namespace, knowledge_id)
         return encoded, record
 
     async def _reencode(self, namespace: str, record: KnowledgeRecord, ttl_s: int) -> _Flight:
         encoded = await self._run_inner_loop(record.facts)
         await self.store.put_delta(namespace, record.knowledge_id, encoded.blob, ttl_s)
+        await self._forget_if_deleted(namespace, record.knowledge_id)
         REENCODES.inc()
         log.info("re-encoded %s (%d facts) in %.0f ms", record.knowledge_id[:12], record.n_facts, encoded.seconds * 1e3)
         return encoded, record
+
+    async def _forget_if_deleted(self, namespace: str, knowledge_id: str) -> None:
+        # A DELETE that landed while the inner loop ran removed the facts and the old delta, but not the
+        # delta written just now: without this, deleted knowledge would stay stored in weight form until
+        # its TTL. Checked after the write, so a DELETE landing later removes the delta itself.
+        if await self.store.get_knowledge(namespace, knowledge_id) is None:
+            await self.store.delete_delta(namespace, knowledge_id)
 
     async def encode(self, namespace: str, facts: list[str], ttl_s: int | None) -> EncodeOutcome:
         normalized = self.engine.normalize_facts(facts)

@@ -150,6 +150,7 @@ def request_models(settings: Settings) -> tuple[type[EncodeRequestBase], type[As
         facts: facts_t  # type: ignore[valid-type]
         ttl_s: int | None = Field(
             None,
+            strict=True,  # JSON integers only: lax mode would take true as 1 and "60" as 60
             ge=1,
             le=s.max_ttl_s,
             description=f"Seconds the encoded delta stays cached (default {s.delta_ttl_s}); facts never expire.",
@@ -174,6 +175,7 @@ def request_models(settings: Settings) -> tuple[type[EncodeRequestBase], type[As
         choices: choices_t | None = None  # type: ignore[valid-type]
         max_new_tokens: int | None = Field(
             None,
+            strict=True,
             ge=1,
             le=s.max_new_tokens,
             description=f"Generation bound when answers are generated (default {s.default_new_tokens}).",

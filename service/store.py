@@ -107,6 +107,10 @@ class KnowledgeStore(Protocol):
         """Reset a cached delta's TTL; False when there is no delta."""
         ...
 
+    async def delete_delta(self, namespace: str, knowledge_id: str) -> None:
+        """Drop a cached delta (always safe: it is rebuilt from the facts when needed)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -207,6 +211,10 @@ class RedisStore:
     @_redis_errors
     async def touch_delta(self, namespace: str, knowledge_id: str, ttl_s: int) -> bool:
         return bool(await self._redis.expire(self.delta_key(namespace, knowledge_id), ttl_s))
+
+    @_redis_errors
+    async def delete_delta(self, namespace: str, knowledge_id: str) -> None:
+        await self._redis.delete(self.delta_key(namespace, knowledge_id))
 
     async def close(self) -> None:
         with contextlib.suppress(RedisError, OSError):  # closing a dead connection must not fail shutdown
@@ -363,6 +371,9 @@ class EmbeddedStore:
 
     async def touch_delta(self, namespace: str, knowledge_id: str, ttl_s: int) -> bool:
         return self.deltas.touch((namespace, knowledge_id), ttl_s)
+
+    async def delete_delta(self, namespace: str, knowledge_id: str) -> None:
+        self.deltas.discard((namespace, knowledge_id))
 
     async def close(self) -> None:
         def shut() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
@@ -62,9 +64,9 @@ def block_mask(prefix_len: int, spans: list[tuple[int, int]], total: int) -> tup
     return mask, pos[None]
 
 
-def icr_loss(model: nn.Module, params: dict[str, Tensor], tok: PreTrainedTokenizerBase, prompt: PromptFormat,
+def icr_loss(model: nn.Module, params: Mapping[str, Tensor], tok: PreTrainedTokenizerBase, prompt: PromptFormat,
              facts: list[str], questions: list[Question], label_ids: dict[str, int], blocks_per_row: int,
-             lm_weight: float) -> tuple[Tensor, int, int]:
+             lm_weight: float, lm_questions: bool = False) -> tuple[Tensor, int, int]:
     """Answer loss over all questions (+ LM loss on the facts text); returns loss, n correct, n."""
     device = next(iter(params.values())).device
     label_tensor = torch.tensor(list(label_ids.values()), device=device)
@@ -81,9 +83,14 @@ def icr_loss(model: nn.Module, params: dict[str, Tensor], tok: PreTrainedTokeniz
         tgt = torch.tensor(targets, device=device)
         loss = answer_loss(choice, tgt) * len(chunk)
         if lm_weight:
+            # LM loss on the facts and on each question's own tokens: copying a question's words
+            # from the facts in context is what builds the lookup (induction) heads early.
             labels = torch.full((1, len(tokens)), IGNORE, device=device)
             labels[0, 1:prefix_len] = ids[0, 1:prefix_len]
-            loss = loss + lm_weight * lm_loss(logits[:, :prefix_len], labels[:, :prefix_len]) * len(chunk)
+            if lm_questions:
+                for s, e in spans:  # not the first token (predicted from another block), not the label
+                    labels[0, s + 1 : e - 1] = ids[0, s + 1 : e - 1]
+            loss = loss + lm_weight * lm_loss(logits, labels) * len(chunk)
         total_loss = total_loss + loss
         correct += int((choice.argmax(-1) == tgt).sum())
     return total_loss / len(questions), correct, len(questions)

@@ -31,6 +31,8 @@ class TrainConfig:
     gen_fraction: float = 0.5  # share of training theories from the generator (rest: owa_train)
     val_theories: int = 100  # owa_train theories held out for model selection (never trained on)
     max_questions: int = 48  # per theory per step
+    easy_fraction: float = 0.0  # curriculum: share of small theories at step 0 ...
+    easy_until: int = 0  # ... decaying linearly to none at this step (0 = no curriculum)
     knowledge: str = "full"  # "full" theory, "proof" only, or "mix" (curriculum: proof-only share below)
     proof_share: float = 0.0
     # optimisation
@@ -54,6 +56,7 @@ class TrainConfig:
     # ICR
     icr_blocks_per_row: int = 24
     icr_lm_weight: float = 0.1
+    icr_lm_questions: bool = False  # LM loss on question tokens too (not only on the facts)
     # evaluation / checkpoints
     eval_every: int = 100
     eval_theories: int = 60

@@ -66,7 +66,7 @@ def build_checkpoint(cfg: TrainConfig, train: list[Episode]) -> Checkpoint:
     tok = train_bpe(tokenizer_corpus(train), vocab_size=cfg.vocab_size)
     model = new_causal_lm(tok, arch=cfg.arch, n_layer=cfg.n_layer, d_model=cfg.d_model, n_head=cfg.n_head,
                           n_positions=cfg.n_positions, seed=cfg.seed)
-    return Checkpoint(model.to(cfg.device), tok, rcfg, name=cfg.name)
+    return Checkpoint(model.to(cfg.device), tok, rcfg, name=cfg.name)  # type: ignore[arg-type]
 
 
 def label_token_ids(ckpt: Checkpoint) -> dict[str, int]:
@@ -113,7 +113,7 @@ def icr_episode_loss(ckpt: Checkpoint, cfg: TrainConfig, ep: Episode, label_ids:
     facts = knowledge_for(ep, questions, cfg.knowledge, rng, cfg.proof_share)
     params = dict(ckpt.model.named_parameters())
     loss, correct, n = icr_loss(ckpt.model, params, ckpt.tokenizer, ckpt.config.prompt, facts, questions,
-                                label_ids, cfg.icr_blocks_per_row, cfg.icr_lm_weight)
+                                label_ids, cfg.icr_blocks_per_row, cfg.icr_lm_weight, cfg.icr_lm_questions)
     return loss, correct, n, float("nan")
 
 
@@ -178,7 +178,8 @@ def train(cfg: TrainConfig) -> Path:
         groups.append({"params": list(ckpt.log_lrs.values()), "lr": cfg.lr_lrs, "weight_decay": 0.0})
     opt = torch.optim.AdamW(groups, betas=(0.9, 0.98))
     base_lrs = [g["lr"] for g in opt.param_groups]
-    sampler = TheorySampler(splits.train, cfg.gen_fraction, cfg.seed + 1000 * rank)
+    sampler = TheorySampler(splits.train, cfg.gen_fraction, cfg.seed + 1000 * rank, cfg.easy_fraction,
+                            cfg.easy_until)
     rng = random.Random(cfg.seed + 7 + rank)
     step, best_acc, elapsed0 = 0, -1.0, 0.0
     if resume:
@@ -215,6 +216,7 @@ def train(cfg: TrainConfig) -> Path:
     while step < cfg.max_steps:
         if cfg.max_minutes and (time.time() - t0) / 60 > cfg.max_minutes:
             break
+        sampler.step = step
         scale = lr_at(step, cfg)
         for g, base_lr in zip(opt.param_groups, base_lrs, strict=True):
             g["lr"] = base_lr * scale

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from training.data.episode import Episode, Question, data_dir
 from training.data.proofwriter import Theory, read_owa_train
-from training.data.theory_gen import generate_episode, questions_for
+from training.data.theory_gen import generate_easy_episode, generate_episode, questions_for
 
 
 @dataclass
@@ -26,14 +26,22 @@ def load_splits(root: str | Path | None, val_theories: int) -> Splits:
 class TheorySampler:
     """Endless episodes: with probability gen_fraction a fresh generated theory, else an owa_train one."""
 
-    def __init__(self, train: list[Episode], gen_fraction: float, seed: int) -> None:
+    def __init__(self, train: list[Episode], gen_fraction: float, seed: int, easy_fraction: float = 0.0,
+                 easy_until: int = 0) -> None:
         self.train = train
         self.gen_fraction = gen_fraction
+        self.easy_fraction = easy_fraction
+        self.easy_until = easy_until
         self.rng = random.Random(seed)
         self.count = 0
+        self.step = 0  # set by the training loop: the easy share decays linearly to 0 at easy_until
 
     def __next__(self) -> Episode:
         self.count += 1
+        if self.easy_until > 0:
+            easy = self.easy_fraction * max(0.0, 1.0 - self.step / self.easy_until)
+            if self.rng.random() < easy:
+                return generate_easy_episode(self.rng, self.count)
         if not self.train or self.rng.random() < self.gen_fraction:
             return generate_episode(self.rng, self.count)
         ep = self.rng.choice(self.train)

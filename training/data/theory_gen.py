@@ -83,6 +83,26 @@ def generate_episode(rng: random.Random, index: int = 0) -> Episode:
     return Episode(f"gen-{index}", tuple(facts), tuple(questions_for(theory, rng)), "gen")
 
 
+def generate_easy_episode(rng: random.Random, index: int = 0) -> Episode:
+    """Curriculum: 1-3 people, 2-6 facts, at most two one-condition rules (depth <= 2).
+
+    Small knowledge sets make the lookup (depth 0) and one-hop signal easy to find, which is
+    what gets a model from scratch off the answer-from-wording plateau.
+    """
+    names = rng.sample(NAMES, rng.randint(1, 3))
+    facts: set[tuple[str, str]] = set()
+    for _ in range(rng.randint(2, 6)):
+        facts.add((rng.choice(names), rng.choice(ATTRIBUTES)))
+    sentences = [f"{e} is {a}." for e, a in sorted(facts)]
+    for _ in range(rng.randint(0, 2)):
+        cond = rng.choice(sorted(facts))[1]
+        concl = rng.choice([a for a in ATTRIBUTES if a != cond])
+        sentences.append(_rule_text([cond], concl))
+    theory = Theory.parse(dict.fromkeys(sentences))
+    rng.shuffle(sentences)
+    return Episode(f"easy-{index}", tuple(dict.fromkeys(sentences)), tuple(questions_for(theory, rng)), "gen-easy")
+
+
 def iter_episodes(seed: int) -> Iterator[Episode]:
     rng = random.Random(seed)
     i = 0

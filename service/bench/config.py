@@ -1,0 +1,73 @@
+"""BenchConfig: every knob of one benchmark run, with the --quick and full presets."""
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+DEFAULT_THREADS = 1
+
+
+def threads_from_env() -> int:
+    """RECKONING_BENCH_THREADS, else 1: one thread makes the figures comparable across machines and runs."""
+    raw = os.environ.get("RECKONING_BENCH_THREADS", "")
+    return int(raw) if raw.strip() else DEFAULT_THREADS
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    model: Path
+    out: Path
+    quick: bool = False
+    threads: int = DEFAULT_THREADS
+    data_path: Path | None = None  # owa_dev_natlang.jsonl; None = RECKONING_DATA_DIR or ../shared/data
+    seed: int = 0
+    # --- in-process timings (medians after warm-up) ---
+    warmup: int = 3
+    encode_repeats: int = 15
+    ask_repeats: int = 100
+    amortization_max_n: int = 64
+    amortization_repeats: int = 5
+    batched_n: int = 16
+    batched_repeats: int = 30
+    # --- delta_options: a fixed slice of dev theories (the first n in file order) ---
+    option_theories: int = 60
+    lora_ranks: tuple[int, ...] = (4, 16)
+    # --- http: real uvicorn + real redis-server on loopback ---
+    http: bool = True
+    http_concurrency: int = 16
+    http_seconds: float = 30.0  # measured time per scenario, split over http_rounds alternating segments
+    http_rounds: int = 3
+    http_warmup_s: float = 2.0  # discarded at the start of every segment (new connections, first asks)
+    http_distinct_ids: int = 1000
+    http_request_cap: int = 200_000  # a hard bound next to the time bound
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def preset(cls, *, quick: bool, model: str | Path, out: str | Path, threads: int | None = None) -> "BenchConfig":
+        full = cls(model=Path(model), out=Path(out), threads=threads or threads_from_env())
+        if not quick:
+            return full
+        return replace(
+            full,
+            quick=True,
+            warmup=2,
+            encode_repeats=5,
+            ask_repeats=30,
+            amortization_repeats=3,
+            batched_repeats=10,
+            option_theories=20,
+            lora_ranks=(8,),
+            http_seconds=10.0,
+            http_rounds=2,
+            http_warmup_s=1.0,
+            http_distinct_ids=100,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["model"] = str(self.model)
+        d["out"] = str(self.out)
+        d["data_path"] = str(self.data_path) if self.data_path else None
+        d["lora_ranks"] = list(self.lora_ranks)
+        return d

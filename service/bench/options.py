@@ -1,0 +1,156 @@
+"""delta_options: bytes per knowledge set and dev accuracy for each fast-weight selection and storage dtype."""
+
+import statistics
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from reckoning_core.checkpoint import Checkpoint
+from reckoning_core.config import FastWeightSpec
+from reckoning_core.fast_weights import adapted_names, init_fast, make_lora_init
+from reckoning_core.inner_loop import init_log_lrs
+from reckoning_core.reckoner import Reckoner
+from service.bench.config import BenchConfig
+from service.bench.data import DevTheory
+
+_SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
+_MLP = (r"\.mlp\.",)
+
+
+@dataclass(frozen=True)
+class Selection:
+    spec: FastWeightSpec
+    dtypes: tuple[str, ...]
+    reckoner: Reckoner
+    trained: bool  # the selection the checkpoint was meta-trained for
+    lr_source: str
+
+
+def describe(spec: FastWeightSpec) -> str:
+    pats = ",".join(spec.patterns)
+    if spec.mode == "all":
+        return "all weights"
+    if spec.mode == "lora":
+        return f"LoRA r{spec.rank} on {pats}"
+    return f"dense {pats}"
+
+
+def spec_json(spec: FastWeightSpec) -> dict[str, Any]:
+    return {"mode": spec.mode, "patterns": list(spec.patterns) if spec.mode != "all" else [],
+            "rank": spec.rank if spec.mode == "lora" else None}
+
+
+def reckoner_for(base: Reckoner, spec: FastWeightSpec) -> tuple[Reckoner, str]:
+    """A Reckoner over the same weights adapting `spec`. Only the checkpoint's own selection was
+    meta-trained; elsewhere every tensor the checkpoint has a learned LR schedule for (same name,
+    same number of steps) keeps it and the rest start from the checkpoint's init_lr."""
+    enc = base.config.encode
+    if spec == enc.fast_weights:
+        return base, "learned (the selection this checkpoint was meta-trained for)"
+    config = replace(base.config, encode=replace(enc, fast_weights=spec))
+    model = base.model
+    lora_init = make_lora_init(model, spec) if spec.mode == "lora" else {}
+    fast = init_fast(model, spec, lora_init)
+    fallback = init_log_lrs(fast, config.encode)
+    learned = {n: v.detach().cpu() for n, v in base.log_lrs.items()}
+    log_lrs = {n: learned[n] if n in learned and learned[n].shape == fallback[n].shape else fallback[n] for n in fast}
+    n_learned = sum(1 for n in fast if n in learned and learned[n].shape == fallback[n].shape)
+    ckpt = Checkpoint(model, base.tokenizer, config, log_lrs, lora_init, name=base.model_name)
+    if n_learned == len(fast):
+        source = f"learned schedule for all {len(fast)} tensors (a subset of the trained selection)"
+    elif n_learned:
+        source = f"learned schedule for {n_learned} of {len(fast)} tensors, init_lr {enc.init_lr:g} for the rest"
+    else:
+        source = f"init_lr {enc.init_lr:g} for every step and tensor (no learned LR fits this selection)"
+    return Reckoner(ckpt, base.device), source
+
+
+def _n_layers(base: Reckoner) -> int | None:
+    cfg = getattr(base.model, "config", None)
+    n = getattr(cfg, "num_hidden_layers", None) or getattr(cfg, "n_layer", None)
+    return int(n) if n else None
+
+
+def candidate_specs(base: Reckoner, lora_ranks: tuple[int, ...]) -> list[tuple[FastWeightSpec, tuple[str, ...]]]:
+    default = base.config.encode.fast_weights
+    out: list[tuple[FastWeightSpec, tuple[str, ...]]] = [(default, ("float32", "float16", "bfloat16"))]
+    wanted = [FastWeightSpec(mode="all"), FastWeightSpec(mode="patterns", patterns=_MLP)]
+    layers = _n_layers(base)
+    if layers:
+        # the top layer's MLP alone: the smallest dense subset that keeps learned LRs
+        wanted.append(FastWeightSpec(mode="patterns", patterns=(rf"\.{layers - 1}\.mlp\.",)))
+    lora_patterns = default.patterns if default.mode != "all" else _MLP
+    wanted += [FastWeightSpec(mode="lora", patterns=lora_patterns, rank=r) for r in lora_ranks]
+    for spec in wanted:
+        if spec == default or any(spec == s for s, _ in out):
+            continue
+        try:
+            adapted_names(base.model, spec)
+        except ValueError:
+            continue  # this architecture has no such parameters
+        out.append((spec, ("float32", "float16")))
+    return out
+
+
+def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -> dict[str, Any]:
+    """Accuracy on the first cfg.option_theories dev theories (full theory, every question), each
+    stored delta serialised at its dtype, loaded back and applied, as the service would."""
+    slice_ = theories[: cfg.option_theories]
+    selections = []
+    for spec, dtypes in candidate_specs(base, cfg.lora_ranks):
+        reckoner, source = reckoner_for(base, spec)
+        selections.append(Selection(spec, dtypes, reckoner, reckoner is base, source))
+    keys = [(i, d) for i in range(len(selections)) for d in selections[i].dtypes]
+    answers: dict[tuple[int, str], list[str]] = {k: [] for k in keys}
+    sizes: dict[tuple[int, str], list[int]] = {k: [] for k in keys}
+    tensor_bytes: dict[int, int] = {}
+    encode_ms: dict[int, list[float]] = {i: [] for i in range(len(selections))}
+    gold: list[str] = []
+    no_knowledge: list[str] = []
+    for theory in slice_:
+        texts = [q.text for q in theory.questions]
+        gold += [q.answer for q in theory.questions]
+        no_knowledge += [a.answer for a in base.answer(texts, None)]
+        for i, sel in enumerate(selections):
+            started = time.perf_counter()
+            delta = sel.reckoner.encode(list(theory.facts), with_recall=False).delta
+            encode_ms[i].append((time.perf_counter() - started) * 1e3)
+            tensor_bytes[i] = sum(t.numel() * t.element_size() for t in delta.values())
+            for dtype in sel.dtypes:
+                blob = sel.reckoner.serialize_delta(delta, dtype)
+                sizes[(i, dtype)].append(len(blob))
+                loaded = sel.reckoner.deserialize_delta(blob)
+                answers[(i, dtype)] += [a.answer for a in sel.reckoner.answer(texts, loaded)]
+
+    def acc(pred: list[str]) -> float:
+        return sum(p == g for p, g in zip(pred, gold, strict=True)) / len(gold)
+
+    reference = answers[(0, "float32")]
+    ref_acc = acc(reference)
+    options = []
+    for i, dtype in keys:
+        sel = selections[i]
+        pred = answers[(i, dtype)]
+        a = acc(pred)
+        options.append({
+            "name": f"{describe(sel.spec)} {_SHORT[dtype]}",
+            "selection": spec_json(sel.spec),
+            "storage_dtype": dtype,
+            "bytes": int(statistics.median(sizes[(i, dtype)])),
+            "tensor_bytes_fp32": tensor_bytes[i],
+            "accuracy": round(a, 4),
+            "accuracy_drop_pts": round((ref_acc - a) * 100, 2),
+            "agreement_with_default": round(sum(p == r for p, r in zip(pred, reference, strict=True)) / len(gold), 4),
+            "trained_selection": sel.trained,
+            "lr_source": sel.lr_source,
+            "encode_ms": round(statistics.median(encode_ms[i]), 3),
+        })
+    return {
+        "default": options[0]["name"],
+        "slice": f"first {len(slice_)} theories of owa_dev_natlang.jsonl, full theory, every question",
+        "n_theories": len(slice_),
+        "n_questions": len(gold),
+        "no_knowledge_accuracy": round(acc(no_knowledge), 4),
+        "majority_label_accuracy": round(max(gold.count(lbl) for lbl in set(gold)) / len(gold), 4),
+        "options": options,
+    }

@@ -1,0 +1,111 @@
+"""Reliability suite: the --soak-seconds option, the results/reliability.json writer and the real-process stack."""
+
+import json
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rel_support import KEYS, Report, Stack
+
+from service.testing import ApiProcess, RedisProcess
+
+REPO = Path(__file__).resolve().parents[2]
+REPORT_PATH = REPO / "results" / "reliability.json"
+DEFAULT_SOAK_SECONDS = 20.0  # the CI run; pass --soak-seconds 1800 (or RECKONING_SOAK_SECONDS) for the long soak
+
+REPORT = Report()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("reliability").addoption(
+        "--soak-seconds",
+        type=float,
+        default=None,
+        help=f"length of the load/soak phase (default: $RECKONING_SOAK_SECONDS or {DEFAULT_SOAK_SECONDS:g})",
+    )
+
+
+def soak_seconds(config: pytest.Config) -> float:
+    # getoption with a default: run from the repo root, this conftest is not an initial one and the option is unknown.
+    value = config.getoption("soak_seconds", default=None) or os.environ.get("RECKONING_SOAK_SECONDS")
+    return float(value) if value else DEFAULT_SOAK_SECONDS
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "soak: runs for --soak-seconds; its timeout grows with it")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # pyproject's timeout (600 s) is per test; the soak test needs its own length plus audit time on top.
+    budget = 2 * soak_seconds(config) + 600
+    for item in items:
+        if item.get_closest_marker("soak"):
+            item.add_marker(pytest.mark.timeout(budget))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or report.outcome != "passed":
+        REPORT.outcomes[report.outcome] += 1
+        REPORT.modules.add(report.nodeid.split("::")[0].rsplit("/", 1)[-1])
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if REPORT.outcomes:  # only when reliability tests actually ran
+        REPORT.sections["git_commit"] = _git_commit()
+        REPORT.write(REPORT_PATH, soak_seconds=soak_seconds(session.config))
+
+
+def _git_commit() -> str | None:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.decode().strip() + ("+dirty" if dirty.stdout.strip() else "") if head.returncode == 0 else None
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def report() -> Report:
+    return REPORT
+
+
+@pytest.fixture(scope="session")
+def soak(pytestconfig: pytest.Config) -> float:
+    return soak_seconds(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def other_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Same architecture and labels as tiny_gpt2, different weights: another model fingerprint."""
+    from reckoning_core.tiny import build_tiny_checkpoint
+
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt-other") / "tiny-other", seed=1)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: Path, report: Report) -> Iterator[Stack]:
+    server = RedisProcess(tmp_path_factory.mktemp("rel-redis"), config=REPO / "docker" / "redis.conf")
+    server.start()
+    api = ApiProcess(
+        tmp_path_factory.mktemp("rel-api"),
+        {
+            "RECKONING_MODEL_DIR": str(tiny_gpt2),
+            "RECKONING_REDIS_URL": server.url,
+            "RECKONING_API_KEYS": json.dumps({key: tenant for tenant, key in KEYS.items()}),
+            "RECKONING_STORE_TIMEOUT_S": "0.5",
+            "RECKONING_RETRY_AFTER_S": "2",
+            "RECKONING_LOG_LEVEL": "warning",
+        },
+        keys=KEYS,
+    )
+    try:
+        api.start()
+        yield Stack(server, api, report)
+    finally:
+        api.stop()
+        server.stop()

@@ -1,0 +1,61 @@
+"""Ship a run: copy its best checkpoint into models/NAME with its config, log and a provenance note."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import torch
+
+
+def export(run: Path, dest: Path, commands: list[str]) -> Path:
+    best = run / "best"
+    if not (best / "reckoning.json").exists():
+        raise SystemExit(f"{best} is not a checkpoint")
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(best, dest)
+    train_dir = dest / "training"
+    train_dir.mkdir()
+    for name in ("log.jsonl", "config.json"):
+        if (run / name).exists():
+            shutil.copy(run / name, train_dir / name)
+    console = run.with_suffix(".log")
+    if console.exists():  # the nohup'd console output, progress-bar carriage returns dropped
+        lines = [ln.split("\r")[-1] for ln in console.read_text(errors="replace").splitlines()]
+        (train_dir / "console.log").write_text("\n".join(ln for ln in lines if ln.strip()) + "\n")
+    recs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
+    cfg = json.loads((run / "config.json").read_text())
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+    note = [
+        f"# {dest.name}", "",
+        f"Trained by: {' then '.join(f'`{c}`' for c in commands)}", "",
+        f"- config: `training/config.json` (full), method `{cfg['method']}`, init from `{cfg.get('init_from')}`",
+        f"- steps: {recs[-1]['step']}, wall time: {recs[-1]['elapsed_s'] / 60:.1f} min (this stage only)",
+        f"- best held-out validation accuracy (owa_train theories never trained on): "
+        f"{max((r['val_acc'] for r in recs if 'val_acc' in r), default=float('nan')):.4f}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU, torch {torch.__version__}, "
+        f"{cfg['threads']} torch thread(s)",
+        f"- code: git {commit}", f"- folder size: {size / 1e6:.1f} MB", "",
+        "Logs: `training/log.jsonl` (one line per logged step), `training/console.log`.",
+    ]
+    (dest / "TRAINING.md").write_text("\n".join(note) + "\n")
+    return dest
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("run", type=Path)
+    ap.add_argument("dest", type=Path)
+    ap.add_argument("--command", action="append", default=[], help="the command(s) that trained it, in order")
+    args = ap.parse_args()
+    print(export(args.run, args.dest, args.command))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Evaluate every shipped model on dev, then render results/results.md, the plots and the README table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path("results")
+EVAL_DIR = RESULTS / "eval"
+README = Path("README.md")
+
+# (name, model folder, method, settings): what results/ reports
+RUNS: list[tuple[str, str, str, tuple[str, ...]]] = [
+    ("RECKONING multi-task", "models/reckoning-proofwriter", "reckoning", ("full-theory", "proof-only")),
+    ("RECKONING single-task", "models/reckoning-single-task", "reckoning", ("full-theory", "proof-only")),
+    ("FT-ICR", "models/icr-proofwriter", "icr", ("full-theory", "proof-only")),
+    ("RECKONING, inner loop off", "models/reckoning-proofwriter", "no-knowledge", ("full-theory",)),
+]
+CURVES = {"FT-ICR": "models/icr-proofwriter/training/log.jsonl",
+          "RECKONING multi-task": "models/reckoning-proofwriter/training/log.jsonl",
+          "RECKONING single-task": "models/reckoning-single-task/training/log.jsonl"}
+
+
+def eval_path(model: str, method: str, setting: str) -> Path:
+    return EVAL_DIR / f"{Path(model).name}--{method}--{setting}.json"
+
+
+def run_evals(force: bool, threads: int | None, limit: int | None) -> None:
+    from training.cli import eval_cmd
+
+    for _, model, method, settings in RUNS:
+        if not Path(model).exists():
+            print(f"skip {model}: not found")
+            continue
+        for setting in settings:
+            out = eval_path(model, method, setting)
+            if out.exists() and not force:
+                continue
+            eval_cmd(model=model, setting=setting, method=method, out=out, threads=threads, limit=limit,
+                     recall=method == "reckoning")
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def table() -> str:
+    rows = ["| method | setting | accuracy | depth 0 | 1 | 2 | 3 | 4 | 5 | True | False | Unknown | fact recall | n |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, model, method, settings in RUNS:
+        for setting in settings:
+            p = eval_path(model, method, setting)
+            if not p.exists():
+                continue
+            r = json.loads(p.read_text())
+            depth = r.get("by_depth", {})
+            cells = [_pct(depth.get(str(d), {}).get("accuracy")) for d in range(6)]
+            ans = r["by_answer"]
+            rows.append(f"| {name} | {setting} | **{_pct(r['accuracy'])}** | " + " | ".join(cells) +
+                        f" | {_pct(ans.get('True'))} | {_pct(ans.get('False'))} | {_pct(ans.get('Unknown'))} | "
+                        f"{_pct(r.get('recall'))} | {r['n_questions']} |")
+    return "\n".join(rows)
+
+
+def training_table() -> str:
+    rows = ["| model | steps | wall time (min) | best held-out val acc |", "|---|---|---|---|"]
+    for name, log in CURVES.items():
+        p = Path(log)
+        if not p.exists():
+            continue
+        recs = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        best = max((r["val_acc"] for r in recs if "val_acc" in r), default=None)
+        rows.append(f"| {name} | {recs[-1]['step']} | {recs[-1]['elapsed_s'] / 60:.0f} | {_pct(best)} |")
+    return "\n".join(rows)
+
+
+def plots() -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, model, method, _ in RUNS:
+        p = eval_path(model, method, "full-theory")
+        if not p.exists():
+            continue
+        depth = json.loads(p.read_text()).get("by_depth", {})
+        ds = sorted(depth, key=int)
+        ax.plot([int(d) for d in ds], [100 * depth[d]["accuracy"] for d in ds], marker="o", label=name)
+    ax.axhline(50, color="grey", ls=":", label="majority class")
+    ax.set(xlabel="proof depth", ylabel="accuracy (%)", title="owa_dev_natlang, full theory (with distractors)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "accuracy_by_depth.png", dpi=110)
+    made.append("accuracy_by_depth.png")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, log in CURVES.items():
+        p = Path(log)
+        if not p.exists():
+            continue
+        recs = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        axes[0].plot([r["elapsed_s"] / 60 for r in recs], [r["loss"] for r in recs], label=name, lw=0.8)
+        vals = [r for r in recs if "val_acc" in r]
+        axes[1].plot([r["elapsed_s"] / 60 for r in vals], [100 * r["val_acc"] for r in vals], marker=".", label=name)
+    axes[0].set(xlabel="wall time (min)", ylabel="training loss", title="training loss")
+    axes[1].set(xlabel="wall time (min, per run)", ylabel="held-out accuracy (%)",
+                title="held-out owa_train theories (model selection)")
+    for a in axes:
+        a.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "training_curves.png", dpi=110)
+    made.append("training_curves.png")
+    plt.close("all")
+    return made
+
+
+def render() -> str:
+    md = ["### Accuracy on owa_dev_natlang (3-way, majority class 50%)", "",
+          "Full theory means every fact and rule of the theory is the knowledge, distractors included. "
+          "Proof-only means the knowledge is just the facts and rules of the question's proof. "
+          "Numbers are in %, generated by `python -m training.report` from `results/eval/*.json`.", "",
+          table(), "", "### Training", "", training_table(), "",
+          "![accuracy by depth](results/accuracy_by_depth.png)", "![training curves](results/training_curves.png)"]
+    bench = RESULTS / "bench.md"
+    if bench.exists():
+        md += ["", "### Performance", "", bench.read_text().strip()]
+    rel = RESULTS / "reliability.json"
+    if rel.exists():
+        r: dict[str, Any] = json.loads(rel.read_text())
+        keys = ["requests", "errors_5xx", "errors_4xx", "faults_injected", "knowledge_sets_verified", "lost"]
+        md += ["", "### Reliability (results/reliability.json)", "", "| " + " | ".join(keys) + " |",
+               "|" + "---|" * len(keys), "| " + " | ".join(str(r.get(k, "–")) for k in keys) + " |"]
+    return "\n".join(md)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--evaluate", action="store_true", help="run missing evaluations first")
+    ap.add_argument("--force", action="store_true", help="re-run every evaluation")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--limit", type=int, default=None)
+    args = ap.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    if args.evaluate or args.force:
+        run_evals(args.force, args.threads, args.limit)
+    plots()
+    text = render()
+    (RESULTS / "results.md").write_text(text + "\n")
+    readme = README.read_text()
+    block = f"<!-- results:start -->\n{text}\n<!-- results:end -->"
+    README.write_text(re.sub(r"<!-- results:start -->.*<!-- results:end -->", lambda _: block, readme, flags=re.S))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
