@@ -60,7 +60,10 @@ class Checkpoint:
         return h.hexdigest()
 
     def with_config(self, config: ReckoningConfig) -> Checkpoint:
-        return replace(self, config=config, log_lrs={}, lora_init={})
+        """Same weights under another config; learned LRs survive when the encode config does."""
+        keep = config.encode == self.config.encode
+        return replace(self, config=config, log_lrs=self.log_lrs if keep else {},
+                       lora_init=self.lora_init if keep else {})
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path, dtype: torch.dtype | None = None) -> Path:

@@ -61,10 +61,15 @@ class EncodeConfig:
 class PromptFormat:
     """Text templates shared by training and serving, so both see the same prompts."""
 
+    # How a fact is written for the inner loop's LM loss. "{fact}" is the plain sentence; a template
+    # such as "Question: {fact}\nAnswer: True" writes knowledge in the same form the questions take.
     fact: str = "{fact}"
     question: str = "Question: {question}\nAnswer:"
     in_context: str = "Facts: {facts}\nQuestion: {question}\nAnswer:"
     answer_prefix: str = " "  # an answer's text follows the prompt after this
+
+    def fact_text(self, fact: str) -> str:
+        return self.fact.format(fact=fact)
 
     def question_prompt(self, question: str) -> str:
         return self.question.format(question=question)

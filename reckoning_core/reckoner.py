@@ -67,7 +67,7 @@ class Reckoner:
         return knowledge_id(self.fingerprint, self.encode_hash, facts)
 
     def encode(self, facts: list[str], with_recall: bool = True) -> EncodeResult:
-        norm = normalize_facts(facts)
+        norm = [self.config.prompt.fact_text(f) for f in normalize_facts(facts)]
         enc = self.config.encode
         batch = fact_batch(self.tokenizer, norm, enc.max_fact_tokens, self.device)
         fast0 = init_fast(self.model, enc.fast_weights, self.ckpt.lora_init)

@@ -52,6 +52,7 @@ class TrainConfig:
     fast_patterns: list[str] = field(default_factory=lambda: [r"\.mlp\."])
     fast_rank: int = 8
     order: str = "second"  # "second" or "first"
+    fact_template: str = "{fact}"  # how facts are written for the inner loop (PromptFormat.fact)
     fact_weight: float = 0.5  # multi-task: weight of the post-adaptation fact loss (0 = single-task)
     # ICR
     icr_blocks_per_row: int = 24

@@ -40,7 +40,7 @@ def reckoning_config(cfg: TrainConfig) -> ReckoningConfig:
     spec = FastWeightSpec(mode=cfg.fast_mode, patterns=tuple(cfg.fast_patterns), rank=cfg.fast_rank)  # type: ignore[arg-type]
     enc = EncodeConfig(inner_steps=cfg.inner_steps, optimizer=cfg.inner_optimizer,  # type: ignore[arg-type]
                        init_lr=cfg.inner_init_lr, fast_weights=spec)
-    return ReckoningConfig(encode=enc, prompt=PromptFormat(), labels=LABELS)
+    return ReckoningConfig(encode=enc, prompt=PromptFormat(fact=cfg.fact_template), labels=LABELS)
 
 
 def tokenizer_corpus(train: list[Episode], n_generated: int = 3000) -> list[str]:
@@ -60,7 +60,7 @@ def build_checkpoint(cfg: TrainConfig, train: list[Episode]) -> Checkpoint:
     rcfg = reckoning_config(cfg)
     if cfg.init_from:
         ckpt = load_checkpoint(cfg.init_from, device=cfg.device, attn_implementation="eager")
-        if ckpt.config.encode != rcfg.encode or ckpt.config.labels != rcfg.labels:
+        if ckpt.config != rcfg:
             ckpt = ckpt.with_config(rcfg)
         return ckpt
     tok = train_bpe(tokenizer_corpus(train), vocab_size=cfg.vocab_size)
@@ -88,7 +88,7 @@ def reckoning_episode_loss(ckpt: Checkpoint, cfg: TrainConfig, ep: Episode, labe
     model, tok, enc = ckpt.model, ckpt.tokenizer, ckpt.config.encode
     questions = pick_questions(ep, cfg.max_questions, rng)
     facts = knowledge_for(ep, questions, cfg.knowledge, rng, cfg.proof_share)
-    batch = fact_batch(tok, facts, enc.max_fact_tokens, cfg.device)
+    batch = fact_batch(tok, [ckpt.config.prompt.fact_text(f) for f in facts], enc.max_fact_tokens, cfg.device)
     base = dict(model.named_parameters())  # live parameters: the outer loop trains them
     fast0 = init_fast(model, enc.fast_weights, ckpt.lora_init)
     res = adapt(model, base, fast0, batch, ckpt.log_lrs, enc, order=cfg.order)  # type: ignore[arg-type]

@@ -115,49 +115,48 @@ def _relevant_for_unknown(theory: Theory, q: dict, text: str) -> tuple[str, ...]
     return tuple(ids) + tuple(s for (e, _), s in theory.facts.items() if e == entity)
 
 
-def read_natlang(path: str | Path) -> Iterator[Episode]:
-    """owa_dev_natlang format: clean triples/rules, QDep and proofs."""
+def _records(path: str | Path) -> Iterator[dict]:
     with open(path, encoding="utf-8") as f:
         for line in f:
-            if not line.strip():
-                continue
-            d = json.loads(line)
-            by_id = {k: v["text"] for k, v in {**d["triples"], **d["rules"]}.items()}
-            facts = tuple(by_id.values())
-            theory = Theory.parse(facts)
-            questions = []
-            for q in d["questions"].values():
-                text = q["question"]
-                if "proofsWithIntermediates" in q:
-                    rep = q["proofsWithIntermediates"][0]["representation"]
-                    ids = re.findall(r"(?:triple|rule)\d+", rep)
-                else:
-                    ids = list(_relevant_for_unknown(theory, q, text))
-                proof = tuple(dict.fromkeys(by_id.get(i, i) for i in ids))
-                questions.append(Question(text, label(q["answer"]), int(q["QDep"]), proof))
-            yield Episode(str(d["id"]), facts, tuple(questions), "owa_dev")
+            if line.strip():
+                yield json.loads(line)
+
+
+def read_natlang(path: str | Path) -> Iterator[Episode]:
+    """owa_dev_natlang format: clean triples/rules, QDep and proofs."""
+    for d in _records(path):
+        by_id = {k: v["text"] for k, v in {**d["triples"], **d["rules"]}.items()}
+        facts = tuple(by_id.values())
+        theory = Theory.parse(facts)
+        questions = []
+        for q in d["questions"].values():
+            text = q["question"]
+            if "proofsWithIntermediates" in q:
+                rep = q["proofsWithIntermediates"][0]["representation"]
+                ids = re.findall(r"(?:triple|rule)\d+", rep)
+            else:
+                ids = list(_relevant_for_unknown(theory, q, text))
+            proof = tuple(dict.fromkeys(by_id.get(i, i) for i in ids))
+            questions.append(Question(text, label(q["answer"]), int(q["QDep"]), proof))
+        yield Episode(str(d["id"]), facts, tuple(questions), "owa_dev")
 
 
 def read_owa_train(path: str | Path) -> Iterator[Episode]:
     """owa_train format: T5-masked facts, no depths; depths and proofs come from the solver."""
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if not line.strip():
-                continue
-            d = json.loads(line)
-            facts = tuple(dict.fromkeys(unmask(m, fill) for m, fill in d["facts"]))
-            theory = Theory.parse(facts)
-            proven = closure(theory)
-            questions = []
-            for text, ans in d["qa_pairs"]:
-                _, proof = answer(proven, text)
-                if proof is None:
-                    ent = parse_question(text)[0]
-                    support = tuple(s for (e, _), s in theory.facts.items() if e == ent)
-                    questions.append(Question(text, label(ans), None, support))
-                else:
-                    questions.append(Question(text, label(ans), proof.depth, tuple(sorted(proof.support))))
-            yield Episode(str(d.get("guid", "")), facts, tuple(questions), "owa_train")
+    for d in _records(path):
+        facts = tuple(dict.fromkeys(unmask(m, fill) for m, fill in d["facts"]))
+        theory = Theory.parse(facts)
+        proven = closure(theory)
+        questions = []
+        for text, ans in d["qa_pairs"]:
+            _, proof = answer(proven, text)
+            if proof is None:
+                ent = parse_question(text)[0]
+                support = tuple(s for (e, _), s in theory.facts.items() if e == ent)
+                questions.append(Question(text, label(ans), None, support))
+            else:
+                questions.append(Question(text, label(ans), proof.depth, tuple(sorted(proof.support))))
+        yield Episode(str(d.get("guid", "")), facts, tuple(questions), "owa_train")
 
 
 def read_proofwriter(path: str | Path) -> list[Episode]:
