@@ -13,14 +13,16 @@ from pathlib import Path
 import torch
 
 
-def export(run: Path, dest: Path, commands: list[str]) -> Path:
-    best = run / "best"
+def export(run: Path, dest: Path, commands: list[str], checkpoint: str = "best") -> Path:
+    best = run / checkpoint
     if not (best / "reckoning.json").exists():
         raise SystemExit(f"{best} is not a checkpoint")
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(best, dest)
     train_dir = dest / "training"
     train_dir.mkdir()
+    for f in dest.glob("trainer_state.*"):  # optimizer state stays in runs/, it is not part of a model
+        f.unlink()
     for name in ("log.jsonl", "config.json"):
         if (run / name).exists():
             shutil.copy(run / name, train_dir / name)
@@ -36,6 +38,7 @@ def export(run: Path, dest: Path, commands: list[str]) -> Path:
         f"# {dest.name}", "",
         f"Trained by: {' then '.join(f'`{c}`' for c in commands)}", "",
         f"- config: `training/config.json` (full), method `{cfg['method']}`, init from `{cfg.get('init_from')}`",
+        f"- shipped checkpoint: `{checkpoint}` of the run (best = highest held-out validation accuracy)",
         f"- steps: {recs[-1]['step']}, wall time: {recs[-1]['elapsed_s'] / 60:.1f} min (this stage only)",
         f"- best held-out validation accuracy (owa_train theories never trained on): "
         f"{max((r['val_acc'] for r in recs if 'val_acc' in r), default=float('nan')):.4f}",
@@ -53,8 +56,9 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("dest", type=Path)
     ap.add_argument("--command", action="append", default=[], help="the command(s) that trained it, in order")
+    ap.add_argument("--checkpoint", choices=["best", "last"], default="best")
     args = ap.parse_args()
-    print(export(args.run, args.dest, args.command))
+    print(export(args.run, args.dest, args.command, args.checkpoint))
 
 
 if __name__ == "__main__":
