@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true")
     b.add_argument("--out", default="results/bench.json")
     b.add_argument("--model", default="models/reckoning-proofwriter")
+    b.add_argument("--threads", type=int, default=None, help="torch threads (default: $RECKONING_BENCH_THREADS or 1)")
     return p
 
 

@@ -38,7 +38,8 @@ def _digest(tensors: Mapping[str, Tensor]) -> str:
         h.update(name.encode())
         h.update(str(t.dtype).encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy())  # hashed through the buffer protocol, no copy
     return h.hexdigest()
 
 
