@@ -128,7 +128,8 @@ def render() -> str:
           "![accuracy by depth](results/accuracy_by_depth.png)", "![training curves](results/training_curves.png)"]
     bench = RESULTS / "bench.md"
     if bench.exists():
-        md += ["", "### Performance", "", bench.read_text().strip()]
+        body = [ln for ln in bench.read_text().strip().splitlines() if not ln.startswith("# ")]
+        md += ["", "### Performance (`reckoning bench --quick`)", "", "\n".join(body).strip()]
     rel = RESULTS / "reliability.json"
     if rel.exists():
         r: dict[str, Any] = json.loads(rel.read_text())
