@@ -199,6 +199,10 @@ def _run(api: ApiProcess, rc: Any, cfg: BenchConfig, hot: DevTheory, theories: l
         r.raise_for_status()
         hot_id = r.json()["knowledge_id"]
         for k, (facts, theory) in enumerate(distinct_sets(theories, n_ids)):
+            if k and time.perf_counter() - started > cfg.http_encode_budget_s:
+                # bounded in time: a starved machine yields fewer ids, recorded, rather than a run of hours
+                print(f"bench: encode budget of {cfg.http_encode_budget_s:.0f}s spent after {k} sets", file=log)
+                break
             t0 = time.perf_counter()
             r = c.post("/encode", json={"facts": list(facts)})
             r.raise_for_status()
@@ -222,7 +226,9 @@ def _run(api: ApiProcess, rc: Any, cfg: BenchConfig, hot: DevTheory, theories: l
         "rounds": max(1, cfg.http_rounds),
         "warmup_s": cfg.http_warmup_s,
         "n_distinct_ids": len(plan_many),
+        "n_distinct_ids_wanted": cfg.http_distinct_ids,
         "n_distinct_ids_capped_by_memory": capped,
+        "encode_budget_s": cfg.http_encode_budget_s,
         "hot": hot_res,
         "distinct": many_res,
         "many_over_one": round(ratio, 4) if ratio is not None else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import random
@@ -45,13 +46,14 @@ class Report:
     modules: set[str] = field(default_factory=set)
     _windows: list[tuple[float, float]] = field(default_factory=list)
     _open: dict[int, float] = field(default_factory=dict)
+    _tokens: Iterator[int] = field(default_factory=itertools.count)
 
     # --- fault windows: a 503 whose request overlaps one was asked for, anything else is a failure
 
     @contextmanager
     def fault(self, kind: str, count: int = 1) -> Iterator[None]:
         self.faults[kind] += count
-        token = len(self._open) + len(self._windows) + 1
+        token = next(self._tokens)
         self._open[token] = time.monotonic()
         try:
             yield
@@ -90,6 +92,7 @@ class Report:
         return {
             "schema": "reckoning-reliability/1",
             "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "ok": not (self.outcomes["failed"] or self.errors_5xx or self.lost) and bool(self.outcomes["passed"]),
             "mode": "soak" if soak_seconds > 60 else "ci",
             "soak_seconds": soak_seconds,
             "duration_s": round(time.monotonic() - self.started, 1),

@@ -105,7 +105,11 @@ def test_redis_sigkill_mid_load_fails_fast_then_recovers_without_restarting_the_
         ok, lost = await runner.verify()
         return runner, ok, lost
 
-    runner, ok, lost = asyncio.run(scenario())
+    try:
+        runner, ok, lost = asyncio.run(scenario())
+    finally:
+        if stack.redis.proc is None:  # never leave the shared stack without its Redis
+            stack.redis.start()
     report.verified(ok, len(lost))
     result = runner.result
     report.sections["redis_sigkill"] = {
