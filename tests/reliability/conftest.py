@@ -91,7 +91,6 @@ def other_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: Path, report: Report) -> Iterator[Stack]:
     server = RedisProcess(tmp_path_factory.mktemp("rel-redis"), config=REPO / "docker" / "redis.conf")
-    server.start()
     api = ApiProcess(
         tmp_path_factory.mktemp("rel-api"),
         {
@@ -103,7 +102,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: Path, report: Rep
         },
         keys=KEYS,
     )
-    try:
+    try:  # starts inside the try: one that times out must not leave its process behind
+        server.start()
         api.start()
         yield Stack(server, api, report)
     finally:

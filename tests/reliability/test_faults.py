@@ -289,8 +289,8 @@ def test_api_sigkill_on_the_embedded_store_keeps_every_acknowledged_fact(
         tmp_path / "api",
         {"RECKONING_MODEL_DIR": str(tiny_gpt2), "RECKONING_SQLITE_PATH": str(tmp_path / "data" / "k.sqlite3")},
     )
-    api.start()
     try:
+        api.start()  # inside the try: a start that times out must not leave its process behind
 
         async def scenario() -> tuple[LoadRunner, int, list[str]]:
             runner = LoadRunner(report, api.url, {"public": None}, workers=6, tag="ekill", seed=4, tolerate_faults=True)
