@@ -25,15 +25,6 @@ def lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
                            ignore_index=IGNORE)
 
 
-def per_row_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean token loss of each row. (B,)"""
-    shift_logits = upcast(logits[:, :-1])
-    shift_labels = labels[:, 1:]
-    tok = F.cross_entropy(shift_logits.transpose(1, 2), shift_labels, ignore_index=IGNORE, reduction="none")
-    mask = (shift_labels != IGNORE).float()
-    return (tok * mask).sum(1) / mask.sum(1).clamp_min(1.0)
-
-
 def label_logits(logits: Tensor, last_index: Tensor, label_token_ids: Tensor) -> Tensor:
     """Logits of the single-token labels at each row's last prompt position. (B, C)"""
     rows = torch.arange(logits.shape[0], device=logits.device)
