@@ -23,7 +23,8 @@ def new_causal_lm(tokenizer: PreTrainedTokenizerBase, arch: str = "gpt2", n_laye
     vocab = len(tokenizer)
     if arch == "gpt2":
         gcfg = GPT2Config(vocab_size=vocab, n_positions=n_positions, n_embd=d_model, n_layer=n_layer,
-                         n_head=n_head, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, **ids)
+                         n_head=n_head, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
+                         activation_function="gelu_pytorch_tanh", **ids)  # gelu_new, one fused kernel
         gcfg._attn_implementation = "eager"
         return GPT2LMHeadModel(gcfg)
     if arch == "llama":

@@ -67,6 +67,11 @@ class PromptFormat:
     question: str = "Question: {question}\nAnswer:"
     in_context: str = "Facts: {facts}\nQuestion: {question}\nAnswer:"
     answer_prefix: str = " "  # an answer's text follows the prompt after this
+    # How each fact is written inside an in-context prompt, and what joins them. Writing facts as
+    # answered questions ("Question: {fact}\nAnswer: True", joined by "\n") turns depth-0 lookups
+    # into copying a seen pattern, which a model trained from scratch learns much sooner.
+    context_fact: str = "{fact}"
+    context_sep: str = " "
 
     def fact_text(self, fact: str) -> str:
         return self.fact.format(fact=fact)
@@ -74,8 +79,11 @@ class PromptFormat:
     def question_prompt(self, question: str) -> str:
         return self.question.format(question=question)
 
+    def context_text(self, facts: list[str]) -> str:
+        return self.context_sep.join(self.context_fact.format(fact=f) for f in facts)
+
     def in_context_prompt(self, facts: list[str], question: str) -> str:
-        return self.in_context.format(facts=" ".join(facts), question=question)
+        return self.in_context.format(facts=self.context_text(facts), question=question)
 
 
 @dataclass(frozen=True)

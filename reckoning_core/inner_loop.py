@@ -19,11 +19,17 @@ Order = Literal["none", "first", "second"]
 
 @dataclass
 class FactBatch:
-    """Each fact one row; labels are the fact's own tokens (IGNORE on padding)."""
+    """Fact tokens for the inner loop; labels are the facts' own tokens (IGNORE elsewhere).
 
-    input_ids: Tensor  # (F, T)
-    attention_mask: Tensor  # (F, T)
-    labels: Tensor  # (F, T)
+    Either one fact per row with a 2-D padding mask, or several facts packed per row with a
+    4-D additive mask (B, 1, T, T) that keeps each fact to itself and position ids restarting
+    at every fact (see batching.packed_fact_batch): the same loss without the padding.
+    """
+
+    input_ids: Tensor  # (B, T)
+    attention_mask: Tensor  # (B, T) or (B, 1, T, T)
+    labels: Tensor  # (B, T)
+    position_ids: Tensor | None = None  # (B, T), packed rows only
 
 
 @dataclass
@@ -38,7 +44,8 @@ def init_log_lrs(fast: Mapping[str, Tensor], config: EncodeConfig) -> Params:
 
 
 def fact_loss(model: nn.Module, base: Mapping[str, Tensor], fast: Mapping[str, Tensor], batch: FactBatch) -> Tensor:
-    logits = forward(model, merge(base, fast), batch.input_ids, batch.attention_mask)
+    extra = {} if batch.position_ids is None else {"position_ids": batch.position_ids}
+    logits = forward(model, merge(base, fast), batch.input_ids, batch.attention_mask, **extra)
     return lm_loss(logits, batch.labels)
 
 

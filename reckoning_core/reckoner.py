@@ -10,7 +10,7 @@ from torch import Tensor
 
 from reckoning_core import serialization
 from reckoning_core.answer import generate, score_choices
-from reckoning_core.batching import fact_batch
+from reckoning_core.batching import packed_fact_batch
 from reckoning_core.checkpoint import Checkpoint, load_checkpoint
 from reckoning_core.fast_weights import base_params, init_fast, merge
 from reckoning_core.inner_loop import adapt
@@ -24,6 +24,20 @@ class EncodeResult:
     final_inner_loss: float
     recall: float
     n_facts: int
+
+
+@dataclass(frozen=True)
+class MergedWeights:
+    """Base parameters with a delta added in, ready to answer with: no per-call merge.
+
+    Only the tensors the delta changes are new memory (`nbytes`); the rest are the base's own.
+    """
+
+    params: dict[str, Tensor]
+    nbytes: int
+
+
+Knowledge = dict[str, Tensor] | MergedWeights | None  # a delta, pre-merged weights, or nothing
 
 
 @dataclass
@@ -47,6 +61,7 @@ class Reckoner:
         self.tokenizer = ckpt.tokenizer
         self.config = ckpt.config
         self.base = base_params(self.model)
+        self.dtype = next(iter(self.base.values())).dtype
         self.log_lrs = {k: v.to(device) for k, v in ckpt.log_lrs.items()}
         self.fingerprint = ckpt.fingerprint()
         self.encode_hash = ckpt.config.encode.hash()
@@ -69,19 +84,28 @@ class Reckoner:
     def encode(self, facts: list[str], with_recall: bool = True) -> EncodeResult:
         norm = [self.config.prompt.fact_text(f) for f in normalize_facts(facts)]
         enc = self.config.encode
-        batch = fact_batch(self.tokenizer, norm, enc.max_fact_tokens, self.device)
+        # packed rows: the same delta as one padded row per fact (tested), without the padding's compute
+        batch = packed_fact_batch(self.tokenizer, norm, enc.max_fact_tokens, self.device, dtype=self.dtype)
         fast0 = init_fast(self.model, enc.fast_weights, self.ckpt.lora_init)
-        result = adapt(self.model, self.base, fast0, batch, self.log_lrs, enc, order="none", final_loss=True)
-        recall = -1.0
+        # the recall forward also gives the final fact loss, so adapt() need not run one more
+        result = adapt(self.model, self.base, fast0, batch, self.log_lrs, enc, order="none", final_loss=not with_recall)
         if with_recall:
-            recall, _ = fact_recall(self.model, merge(self.base, result.fast), self.tokenizer, norm,
-                                    enc.max_fact_tokens)
-        return EncodeResult(result.fast, float(result.losses[-1]) if result.losses else float("nan"),
-                            recall, len(norm))
+            rec = fact_recall(self.model, merge(self.base, result.fast), self.tokenizer, norm, enc.max_fact_tokens)
+            recall, final = rec.share, rec.loss
+        else:
+            recall, final = -1.0, float(result.losses[-1]) if result.losses else float("nan")
+        return EncodeResult(result.fast, final, recall, len(norm))
 
-    def _answer(self, prompts: list[str], questions: list[str], delta: dict[str, Tensor] | None,
-                choices: list[str] | None, max_new_tokens: int) -> list[Answer]:
+    @torch.no_grad()
+    def merged(self, delta: dict[str, Tensor]) -> MergedWeights:
+        """Merge a delta into the base weights once, for answering many times (see MergedWeights)."""
         params = merge(self.base, delta)
+        changed = [t for n, t in params.items() if t is not self.base[n]]
+        return MergedWeights(params, sum(t.numel() * t.element_size() for t in changed))
+
+    def _answer(self, prompts: list[str], questions: list[str], knowledge: Knowledge,
+                choices: list[str] | None, max_new_tokens: int) -> list[Answer]:
+        params = knowledge.params if isinstance(knowledge, MergedWeights) else merge(self.base, knowledge)
         options = choices or self.labels
         if options:
             probs = score_choices(self.model, params, self.tokenizer, prompts, list(options),
@@ -94,10 +118,11 @@ class Reckoner:
         texts = generate(self.model, params, self.tokenizer, prompts, max_new_tokens)
         return [Answer(q, t, None) for q, t in zip(questions, texts, strict=True)]
 
-    def answer(self, questions: list[str], delta: dict[str, Tensor] | None, choices: list[str] | None = None,
+    def answer(self, questions: list[str], knowledge: Knowledge, choices: list[str] | None = None,
                max_new_tokens: int = 16) -> list[Answer]:
+        """Answer from the weights alone: `knowledge` is a delta, MergedWeights (faster), or None."""
         prompts = [self.config.prompt.question_prompt(q) for q in questions]
-        return self._answer(prompts, questions, delta, choices, max_new_tokens)
+        return self._answer(prompts, questions, knowledge, choices, max_new_tokens)
 
     def answer_in_context(self, facts: list[str], questions: list[str], choices: list[str] | None = None,
                           max_new_tokens: int = 16) -> list[Answer]:
@@ -108,6 +133,12 @@ class Reckoner:
 
     def serialize_delta(self, delta: dict[str, Tensor], dtype: str = "float32") -> bytes:
         return serialization.dumps(delta, self.fingerprint, self.encode_hash, dtype)
+
+    def round_trip(self, delta: dict[str, Tensor], dtype: str = "float32") -> dict[str, Tensor]:
+        """The delta exactly as deserialize_delta(serialize_delta(delta, dtype)) returns it, without the bytes."""
+        if dtype not in serialization.DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(serialization.DTYPES)}, not {dtype!r}")
+        return {k: v.detach().to(serialization.DTYPES[dtype]).to(self.device, torch.float32) for k, v in delta.items()}
 
     def deserialize_delta(self, blob: bytes) -> dict[str, Tensor]:
         return serialization.loads(blob, self.fingerprint, self.encode_hash, self.device)

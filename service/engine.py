@@ -13,7 +13,8 @@ from typing import Any, Literal, TypeVar
 import torch
 from transformers.utils import logging as hf_logging
 
-from reckoning_core.reckoner import Answer, Reckoner
+from reckoning_core.compression import low_rank
+from reckoning_core.reckoner import Answer, Knowledge, MergedWeights, Reckoner
 from reckoning_core.serialization import DeltaError
 from service.metrics import ENCODES_IN_FLIGHT
 
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Delta = dict[str, torch.Tensor]
 
-__all__ = ["Answer", "Delta", "DeltaError", "Encoded", "Engine", "InputTooLong"]
+__all__ = ["Answer", "Delta", "DeltaError", "Encoded", "Engine", "InputTooLong", "MergedWeights"]
 
 
 class InputTooLong(ValueError):
@@ -37,9 +38,9 @@ class InputTooLong(ValueError):
 
 @dataclass(frozen=True)
 class Encoded:
-    """One inner-loop run: the delta (ready to apply) and its serialized blob."""
+    """One inner-loop run: the weights it gives (ready to answer with) and the serialized delta."""
 
-    delta: Delta
+    weights: MergedWeights
     blob: bytes
     n_facts: int
     recall: float
@@ -56,9 +57,11 @@ class Engine:
         *,
         max_concurrent_encodes: int = 1,
         delta_dtype: Literal["float32", "float16", "bfloat16"] = "float32",
+        delta_rank: int = 0,
     ) -> None:
         self.reckoner = reckoner
         self.delta_dtype = delta_dtype
+        self.delta_rank = delta_rank
         # Exactly one worker runs torch: functional_call swaps parameters on the shared module while it
         # runs, and two concurrent calls were measured answering with each other's deltas.
         # Each call still uses every core through torch's intra-op threads (RECKONING_TORCH_THREADS).
@@ -74,6 +77,7 @@ class Engine:
         torch_threads: int | None = None,
         max_concurrent_encodes: int = 1,
         delta_dtype: Literal["float32", "float16", "bfloat16"] = "float32",
+        delta_rank: int = 0,
     ) -> "Engine":
         """Blocking: load the checkpoint (call from a thread during startup)."""
         if not Path(model_dir).is_dir():
@@ -89,7 +93,9 @@ class Engine:
             reckoner.fingerprint[:12],
             time.perf_counter() - started,
         )
-        return cls(reckoner, max_concurrent_encodes=max_concurrent_encodes, delta_dtype=delta_dtype)
+        return cls(
+            reckoner, max_concurrent_encodes=max_concurrent_encodes, delta_dtype=delta_dtype, delta_rank=delta_rank
+        )
 
     # --- cheap, event-loop safe ---
 
@@ -119,9 +125,12 @@ class Engine:
     def _encode_sync(self, facts: list[str]) -> Encoded:
         started = time.perf_counter()
         result = self.reckoner.encode(facts)
-        blob = self.reckoner.serialize_delta(result.delta, dtype=self.delta_dtype)
+        delta = low_rank(result.delta, self.delta_rank) if self.delta_rank else result.delta
+        blob = self.reckoner.serialize_delta(delta, dtype=self.delta_dtype)
+        # the delta at the stored precision, so this encode's answers equal later asks' (which load the blob)
+        stored = self.reckoner.round_trip(delta, self.delta_dtype)
         return Encoded(
-            delta=result.delta,
+            weights=self.reckoner.merged(stored),
             blob=blob,
             n_facts=result.n_facts,
             recall=float(result.recall),
@@ -137,9 +146,14 @@ class Engine:
         finally:
             ENCODES_IN_FLIGHT.dec()
 
-    async def load_delta(self, blob: bytes) -> Delta:
-        """Deserialize and verify a cached blob; raises DeltaError (wrong fingerprint, bad checksum, garbage)."""
-        return await self._run(self.reckoner.deserialize_delta, blob)
+    def _load_weights_sync(self, blob: bytes) -> MergedWeights:
+        return self.reckoner.merged(self.reckoner.deserialize_delta(blob))
+
+    async def load_weights(self, blob: bytes) -> MergedWeights:
+        """Verify and deserialize a cached blob, merged into the base weights.
+
+        Raises DeltaError (wrong fingerprint, bad checksum, garbage)."""
+        return await self._run(self._load_weights_sync, blob)
 
     def _context_tokens(self) -> int | None:
         config = getattr(getattr(self.reckoner, "model", None), "config", None)
@@ -169,20 +183,20 @@ class Engine:
                 raise InputTooLong(i, needed, limit)
 
     def _answer_sync(
-        self, questions: list[str], delta: Delta | None, choices: list[str] | None, max_new_tokens: int
+        self, questions: list[str], knowledge: Knowledge, choices: list[str] | None, max_new_tokens: int
     ) -> list[Answer]:
         self._check_fits(questions, choices)
-        return self.reckoner.answer(questions, delta, choices=choices, max_new_tokens=max_new_tokens)
+        return self.reckoner.answer(questions, knowledge, choices=choices, max_new_tokens=max_new_tokens)
 
     async def answer(
         self,
         questions: list[str],
-        delta: Delta | None,
+        knowledge: Knowledge,
         *,
         choices: list[str] | None,
         max_new_tokens: int,
     ) -> list[Answer]:
-        return await self._run(self._answer_sync, questions, delta, choices, max_new_tokens)
+        return await self._run(self._answer_sync, questions, knowledge, choices, max_new_tokens)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

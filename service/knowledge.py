@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from service.engine import Answer, Delta, Encoded, Engine
+from service.engine import Answer, Encoded, Engine, MergedWeights
 from service.metrics import (
     DELTA_BYTES,
     DELTA_CACHE_HITS,
@@ -18,6 +18,7 @@ from service.metrics import (
     REENCODES,
 )
 from service.store import DeltaStatus, KnowledgeRecord, KnowledgeStore
+from service.weight_cache import WeightCache
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +77,13 @@ _Flight = tuple[Encoded, KnowledgeRecord]
 class KnowledgeService:
     """The only place that decides when an inner loop runs."""
 
-    def __init__(self, engine: Engine, store: KnowledgeStore, *, default_ttl_s: int) -> None:
+    def __init__(
+        self, engine: Engine, store: KnowledgeStore, *, default_ttl_s: int, weight_cache_bytes: int = 0
+    ) -> None:
         self.engine = engine
         self.store = store
         self.default_ttl_s = default_ttl_s
+        self.weights = WeightCache(weight_cache_bytes)
         self._flights: SingleFlight[tuple[str, str], _Flight] = SingleFlight()
 
     async def _run_inner_loop(self, facts: list[str]) -> Encoded:
@@ -107,12 +111,14 @@ class KnowledgeService:
         if not await self.store.put_knowledge(namespace, record):
             record = await self.store.get_knowledge(namespace, knowledge_id) or record
         await self.store.put_delta(namespace, knowledge_id, encoded.blob, ttl_s)
+        self.weights.put((namespace, knowledge_id), encoded.blob, encoded.weights)
         await self._forget_if_deleted(namespace, knowledge_id)
         return encoded, record
 
     async def _reencode(self, namespace: str, record: KnowledgeRecord, ttl_s: int) -> _Flight:
         encoded = await self._run_inner_loop(record.facts)
         await self.store.put_delta(namespace, record.knowledge_id, encoded.blob, ttl_s)
+        self.weights.put((namespace, record.knowledge_id), encoded.blob, encoded.weights)
         await self._forget_if_deleted(namespace, record.knowledge_id)
         REENCODES.inc()
         log.info("re-encoded %s (%d facts) in %.0f ms", record.knowledge_id[:12], record.n_facts, encoded.seconds * 1e3)
@@ -123,6 +129,7 @@ class KnowledgeService:
         # delta written just now: without this, deleted knowledge would stay stored in weight form until
         # its TTL. Checked after the write, so a DELETE landing later removes the delta itself.
         if await self.store.get_knowledge(namespace, knowledge_id) is None:
+            self.weights.drop((namespace, knowledge_id))
             await self.store.delete_delta(namespace, knowledge_id)
 
     async def encode(self, namespace: str, facts: list[str], ttl_s: int | None) -> EncodeOutcome:
@@ -149,22 +156,26 @@ class KnowledgeService:
             )
         return EncodeOutcome(record, cached=not leader, encode_ms=encoded.seconds * 1000.0 if leader else 0.0)
 
-    async def _usable_delta(self, namespace: str, record: KnowledgeRecord) -> Delta:
+    async def _usable_weights(self, namespace: str, record: KnowledgeRecord) -> MergedWeights:
+        key = (namespace, record.knowledge_id)
         blob = await self.store.get_delta(namespace, record.knowledge_id)
         if blob is not None:
+            weights = self.weights.get(key, blob)
+            if weights is not None:
+                DELTA_CACHE_HITS.inc()
+                return weights
             try:
-                delta = await self.engine.load_delta(blob)
+                weights = await self.engine.load_weights(blob)
             except Exception as exc:
                 DELTA_REJECTED.labels(reason=type(exc).__name__).inc()
                 log.warning("refused cached delta %s…: %s: %s", record.knowledge_id[:12], type(exc).__name__, exc)
             else:
+                self.weights.put(key, blob, weights)
                 DELTA_CACHE_HITS.inc()
-                return delta
+                return weights
         DELTA_CACHE_MISSES.inc()
-        (encoded, _), _ = await self._flights.run(
-            (namespace, record.knowledge_id), lambda: self._reencode(namespace, record, record.ttl_s)
-        )
-        return encoded.delta
+        (encoded, _), _ = await self._flights.run(key, lambda: self._reencode(namespace, record, record.ttl_s))
+        return encoded.weights
 
     async def ask(
         self,
@@ -178,8 +189,8 @@ class KnowledgeService:
         record = await self.store.get_knowledge(namespace, knowledge_id)
         if record is None:
             raise UnknownKnowledge(knowledge_id)
-        delta = await self._usable_delta(namespace, record)
-        return await self.engine.answer(questions, delta, choices=choices, max_new_tokens=max_new_tokens)
+        weights = await self._usable_weights(namespace, record)
+        return await self.engine.answer(questions, weights, choices=choices, max_new_tokens=max_new_tokens)
 
     async def info(self, namespace: str, knowledge_id: str) -> tuple[KnowledgeRecord, DeltaStatus]:
         record = await self.store.get_knowledge(namespace, knowledge_id)
@@ -188,5 +199,6 @@ class KnowledgeService:
         return record, await self.store.delta_status(namespace, knowledge_id)
 
     async def delete(self, namespace: str, knowledge_id: str) -> None:
+        self.weights.drop((namespace, knowledge_id))
         if not await self.store.delete_knowledge(namespace, knowledge_id):
             raise UnknownKnowledge(knowledge_id)

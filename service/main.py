@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             torch_threads=settings.torch_threads,
             max_concurrent_encodes=settings.max_concurrent_encodes,
             delta_dtype=settings.delta_dtype,
+            delta_rank=settings.delta_rank,
         )
         store = build_store(
             redis_url=settings.redis_url,
@@ -136,7 +137,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         app.state.engine = engine
         app.state.store = store
-        app.state.knowledge = KnowledgeService(engine, store, default_ttl_s=settings.delta_ttl_s)
+        app.state.knowledge = KnowledgeService(
+            engine, store, default_ttl_s=settings.delta_ttl_s, weight_cache_bytes=settings.weight_cache_bytes
+        )
         log.info("serving %s with the %s store", engine.model_name, store.kind)
         try:
             yield

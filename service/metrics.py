@@ -38,11 +38,14 @@ INNER_LOSS = Histogram(
 )
 
 # Beyond the contract: why cached deltas were refused, and what the embedded LRU drops.
-DELTA_REJECTED = Counter(
-    "reckoning_delta_rejected", "Cached deltas refused before use, by error type.", ["reason"]
-)
+DELTA_REJECTED = Counter("reckoning_delta_rejected", "Cached deltas refused before use, by error type.", ["reason"])
 DELTA_EVICTIONS = Counter("reckoning_delta_evictions", "Deltas dropped by the embedded LRU.", ["reason"])
 STORE_UNAVAILABLE = Counter("reckoning_store_unavailable", "Requests answered 503 because the store was unreachable.")
+WEIGHT_CACHE_HITS = Counter(
+    "reckoning_weight_cache_hits", "Asks served from pre-merged weights (no checksum, deserialization or merge)."
+)
+WEIGHT_CACHE_MISSES = Counter("reckoning_weight_cache_misses", "Asks whose delta had to be verified and merged.")
+WEIGHT_CACHE_BYTES = Gauge("reckoning_weight_cache_bytes", "Bytes held by the in-process pre-merged weight cache.")
 ENCODES_IN_FLIGHT = Gauge("reckoning_encodes_in_flight", "Inner loops running or queued in the torch pool.")
 
 CONTRACT_METRICS = (

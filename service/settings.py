@@ -47,6 +47,15 @@ class Settings(BaseSettings):
         default=1, ge=1, description="encodes admitted to the torch pool at once, so asks are not queued behind them"
     )
     delta_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    delta_rank: int = Field(
+        default=0,
+        ge=0,
+        description="store each weight-matrix update as a rank-r SVD factorisation (0 = dense); "
+        "see delta_options in results/bench.json for bytes against accuracy",
+    )
+    weight_cache_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=0, description="byte bound of the in-process pre-merged weight LRU (0 = off)"
+    )
 
     # --- store ---
     redis_url: str | None = Field(default=None, description="redis://... ; unset = embedded SQLite + in-memory LRU")

@@ -33,7 +33,7 @@ def packed_row(tok: PreTrainedTokenizerBase, prompt: PromptFormat, facts: list[s
     the target label index. Tokens equal those of the serving prompt (tested).
     """
     facts_tpl, q_tpl = split_in_context(prompt)
-    prefix = [tok.bos_token_id, *_ids(tok, facts_tpl.format(facts=" ".join(facts)))]
+    prefix = [tok.bos_token_id, *_ids(tok, facts_tpl.format(facts=prompt.context_text(facts)))]
     tokens = list(prefix)
     spans, where, targets = [], [], []
     labels = list(label_ids)

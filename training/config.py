@@ -58,6 +58,9 @@ class TrainConfig:
     icr_blocks_per_row: int = 24
     icr_lm_weight: float = 0.1
     icr_lm_questions: bool = False  # LM loss on question tokens too (not only on the facts)
+    in_context_template: str = "Facts: {facts}\nQuestion: {question}\nAnswer:"  # PromptFormat.in_context
+    context_fact_template: str = "{fact}"  # PromptFormat.context_fact: one fact inside the prompt
+    context_sep: str = " "  # PromptFormat.context_sep: what joins the facts
     # evaluation / checkpoints
     eval_every: int = 100
     eval_theories: int = 60

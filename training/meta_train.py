@@ -16,7 +16,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from reckoning_core.architecture import new_causal_lm
-from reckoning_core.batching import fact_batch, prompt_batch
+from reckoning_core.batching import packed_fact_batch, prompt_batch
 from reckoning_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from reckoning_core.config import EncodeConfig, FastWeightSpec, PromptFormat, ReckoningConfig
 from reckoning_core.fast_weights import forward, init_fast, merge
@@ -40,7 +40,9 @@ def reckoning_config(cfg: TrainConfig) -> ReckoningConfig:
     spec = FastWeightSpec(mode=cfg.fast_mode, patterns=tuple(cfg.fast_patterns), rank=cfg.fast_rank)  # type: ignore[arg-type]
     enc = EncodeConfig(inner_steps=cfg.inner_steps, optimizer=cfg.inner_optimizer,  # type: ignore[arg-type]
                        init_lr=cfg.inner_init_lr, fast_weights=spec)
-    return ReckoningConfig(encode=enc, prompt=PromptFormat(fact=cfg.fact_template), labels=LABELS)
+    return ReckoningConfig(encode=enc, prompt=PromptFormat(
+        fact=cfg.fact_template, in_context=cfg.in_context_template, context_fact=cfg.context_fact_template,
+        context_sep=cfg.context_sep), labels=LABELS)
 
 
 def tokenizer_corpus(train: list[Episode], n_generated: int = 3000) -> list[str]:
@@ -88,7 +90,9 @@ def reckoning_episode_loss(ckpt: Checkpoint, cfg: TrainConfig, ep: Episode, labe
     model, tok, enc = ckpt.model, ckpt.tokenizer, ckpt.config.encode
     questions = pick_questions(ep, cfg.max_questions, rng)
     facts = knowledge_for(ep, questions, cfg.knowledge, rng, cfg.proof_share)
-    batch = fact_batch(tok, [ckpt.config.prompt.fact_text(f) for f in facts], enc.max_fact_tokens, cfg.device)
+    # packed: the same loss as one padded row per fact (tested), minus the padding's compute
+    batch = packed_fact_batch(tok, [ckpt.config.prompt.fact_text(f) for f in facts], enc.max_fact_tokens,
+                              cfg.device, dtype=next(model.parameters()).dtype)
     base = dict(model.named_parameters())  # live parameters: the outer loop trains them
     fast0 = init_fast(model, enc.fast_weights, ckpt.lora_init)
     res = adapt(model, base, fast0, batch, ckpt.log_lrs, enc, order=cfg.order)  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ class BenchConfig:
     # --- delta_options: a fixed slice of dev theories (the first n in file order) ---
     option_theories: int = 60
     lora_ranks: tuple[int, ...] = (4, 16)
+    svd_ranks: tuple[int, ...] = (8, 16, 32, 64)  # the default delta compressed after the inner loop
     # --- http: real uvicorn + real redis-server on loopback ---
     http: bool = True
     http_concurrency: int = 16
@@ -58,6 +59,7 @@ class BenchConfig:
             batched_repeats=10,
             option_theories=20,
             lora_ranks=(8,),
+            svd_ranks=(16, 32),
             http_seconds=10.0,
             http_rounds=2,
             http_warmup_s=1.0,
@@ -71,4 +73,5 @@ class BenchConfig:
         d["out"] = str(self.out)
         d["data_path"] = str(self.data_path) if self.data_path else None
         d["lora_ranks"] = list(self.lora_ranks)
+        d["svd_ranks"] = list(self.svd_ranks)
         return d

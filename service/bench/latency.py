@@ -39,14 +39,18 @@ def core_figures(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig, delta_
     )
     enc, enc_full = encodes["encode"], encodes["encode_full"]
     delta = reckoner.encode(facts, with_recall=False).delta
+    weights = reckoner.merged(delta)
     blob = reckoner.serialize_delta(delta, delta_dtype)
     asks = measure_interleaved(
         {
-            "ask": lambda: reckoner.answer([question], delta),
+            # a hot knowledge id in the service: weights merged once (at encode or first ask), then reused
+            "ask": lambda: reckoner.answer([question], weights),
             "plain": lambda: reckoner.answer([question], None),
             "icr": lambda: reckoner.answer_in_context(facts, [question]),
-            # what one service ask does in torch land: verify and load the cached blob, then answer
-            "ask_from_blob": lambda: reckoner.answer([question], reckoner.deserialize_delta(blob)),
+            # the delta merged into the base weights on every call
+            "ask_unmerged": lambda: reckoner.answer([question], delta),
+            # a cold knowledge id in the service: verify and load the stored blob, merge, then answer
+            "ask_from_blob": lambda: reckoner.answer([question], reckoner.merged(reckoner.deserialize_delta(blob))),
         },
         cfg.ask_repeats,
         cfg.warmup,
@@ -81,6 +85,7 @@ def core_figures(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig, delta_
             },
             "encode_full_ms": round(enc_full.median_ms, 3),
             "ask_from_blob_ms": round(asks["ask_from_blob"].median_ms, 3),
+            "ask_unmerged_ms": round(asks["ask_unmerged"].median_ms, 3),
             "break_even_questions_full_encode": break_even(enc_full.median_ms, asks["ask_from_blob"].median_ms,
                                                            icr_ms),
             "delta_dtype": delta_dtype,
@@ -100,10 +105,10 @@ def amortization(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig) -> dic
 
     def reckoning_run() -> list[float]:
         started = time.perf_counter_ns()
-        delta = reckoner.encode(facts, with_recall=False).delta
+        weights = reckoner.merged(reckoner.encode(facts, with_recall=False).delta)
         totals = []
         for q in questions:
-            reckoner.answer([q], delta)
+            reckoner.answer([q], weights)
             totals.append((time.perf_counter_ns() - started) / 1e6)
         return totals
 
@@ -132,7 +137,7 @@ def amortization(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig) -> dic
 
     def batched_pair(qs: list[str]) -> dict[str, Callable[[], object]]:
         return {
-            "reckoning": lambda: reckoner.answer(qs, reckoner.encode(facts, with_recall=False).delta),
+            "reckoning": lambda: reckoner.answer(qs, reckoner.merged(reckoner.encode(facts, with_recall=False).delta)),
             "icr": lambda: reckoner.answer_in_context(facts, qs),
         }
 
@@ -154,13 +159,13 @@ def batched_ask(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig) -> dict
     """n questions of one knowledge set in one call vs n single calls (the delta already made)."""
     n = cfg.batched_n
     questions = [theory.questions[i % len(theory.questions)].text for i in range(n)]
-    delta = reckoner.encode(list(theory.facts), with_recall=False).delta
+    weights = reckoner.merged(reckoner.encode(list(theory.facts), with_recall=False).delta)
 
     def singles() -> None:
         for q in questions:
-            reckoner.answer([q], delta)
+            reckoner.answer([q], weights)
 
-    times = measure_interleaved({"batched": lambda: reckoner.answer(questions, delta), "singles": singles},
+    times = measure_interleaved({"batched": lambda: reckoner.answer(questions, weights), "singles": singles},
                                 cfg.batched_repeats, cfg.warmup)
     return {
         "n_questions": n,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from reckoning_core.checkpoint import Checkpoint
+from reckoning_core.compression import kept_energy, low_rank
 from reckoning_core.config import FastWeightSpec
 from reckoning_core.fast_weights import adapted_names, init_fast, make_lora_init
 from reckoning_core.inner_loop import init_log_lrs
@@ -105,6 +106,11 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -
     sizes: dict[tuple[int, str], list[int]] = {k: [] for k in keys}
     tensor_bytes: dict[int, int] = {}
     encode_ms: dict[int, list[float]] = {i: [] for i in range(len(selections))}
+    # the default selection's delta, SVD-compressed to rank r after the inner loop and stored in fp16
+    svd_answers: dict[int, list[str]] = {r: [] for r in cfg.svd_ranks}
+    svd_sizes: dict[int, list[int]] = {r: [] for r in cfg.svd_ranks}
+    svd_energy: dict[int, list[float]] = {r: [] for r in cfg.svd_ranks}
+    svd_ms: dict[int, list[float]] = {r: [] for r in cfg.svd_ranks}
     gold: list[str] = []
     no_knowledge: list[str] = []
     for theory in slice_:
@@ -121,6 +127,16 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -
                 sizes[(i, dtype)].append(len(blob))
                 loaded = sel.reckoner.deserialize_delta(blob)
                 answers[(i, dtype)] += [a.answer for a in sel.reckoner.answer(texts, loaded)]
+            if i == 0:
+                for r in cfg.svd_ranks:
+                    started = time.perf_counter()
+                    compressed = low_rank(delta, r)
+                    svd_ms[r].append((time.perf_counter() - started) * 1e3)
+                    svd_energy[r].append(kept_energy(delta, r))
+                    blob = sel.reckoner.serialize_delta(compressed, "float16")
+                    svd_sizes[r].append(len(blob))
+                    loaded = sel.reckoner.deserialize_delta(blob)
+                    svd_answers[r] += [a.answer for a in sel.reckoner.answer(texts, loaded)]
 
     def acc(pred: list[str]) -> float:
         return sum(p == g for p, g in zip(pred, gold, strict=True)) / len(gold)
@@ -144,6 +160,24 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -
             "trained_selection": sel.trained,
             "lr_source": sel.lr_source,
             "encode_ms": round(statistics.median(encode_ms[i]), 3),
+        })
+    for r in cfg.svd_ranks:
+        pred = svd_answers[r]
+        a = acc(pred)
+        options.append({
+            "name": f"{describe(selections[0].spec)}, SVD rank {r} fp16",
+            "selection": spec_json(selections[0].spec),
+            "storage_dtype": "float16",
+            "svd_rank": r,
+            "bytes": int(statistics.median(svd_sizes[r])),
+            "tensor_bytes_fp32": tensor_bytes[0],
+            "accuracy": round(a, 4),
+            "accuracy_drop_pts": round((ref_acc - a) * 100, 2),
+            "agreement_with_default": round(sum(p == q for p, q in zip(pred, reference, strict=True)) / len(gold), 4),
+            "trained_selection": True,
+            "lr_source": "learned; the delta is compressed after the inner loop (RECKONING_DELTA_RANK)",
+            "encode_ms": round(statistics.median(encode_ms[0]) + statistics.median(svd_ms[r]), 3),
+            "kept_energy": round(statistics.mean(svd_energy[r]), 4),
         })
     return {
         "default": options[0]["name"],

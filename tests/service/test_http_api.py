@@ -312,6 +312,30 @@ def test_cache_hits_are_counted(alice: httpx.Client) -> None:
     assert metric(alice, "reckoning_ask_seconds_count") == asks + 3
 
 
+def test_hot_asks_use_premerged_weights_until_the_stored_blob_changes(
+    alice: httpx.Client, redis_client: redis.Redis
+) -> None:
+    kid = encode(alice, unique_facts("weights"))["knowledge_id"]
+    hits, misses = (metric(alice, f"reckoning_weight_cache_{k}_total") for k in ("hits", "misses"))
+    first = ask(alice, kid, question="Bob is kind.", choices=LABELS)
+    for _ in range(2):  # the encode left its weights in the cache: no verify, no merge
+        assert ask(alice, kid, question="Bob is kind.", choices=LABELS)["answers"] == first["answers"]
+    assert metric(alice, "reckoning_weight_cache_hits_total") == hits + 3
+    assert metric(alice, "reckoning_weight_cache_misses_total") == misses
+    assert metric(alice, "reckoning_weight_cache_bytes") > 0
+
+    good = blob(redis_client, kid)
+    corrupted = bytearray(good)
+    corrupted[-5] ^= 0xFF  # the cached weights must not hide a corrupted blob
+    redis_client.set(delta_key(kid), bytes(corrupted), keepttl=True)
+    rejected = metric(alice, "reckoning_delta_rejected_total", reason="ChecksumMismatch")
+    assert ask(alice, kid, question="Bob is kind.", choices=LABELS)["answers"] == first["answers"]
+    assert metric(alice, "reckoning_delta_rejected_total", reason="ChecksumMismatch") == rejected + 1
+    assert metric(alice, "reckoning_weight_cache_misses_total") == misses + 1
+    assert ask(alice, kid, question="Bob is kind.", choices=LABELS)["answers"] == first["answers"]
+    assert metric(alice, "reckoning_weight_cache_hits_total") == hits + 4  # the re-encode refilled it
+
+
 CONTRACT = [
     "reckoning_encode_seconds",
     "reckoning_ask_seconds",

@@ -1,0 +1,68 @@
+"""In-process LRU of verified, pre-merged weights, so a hot knowledge id skips verify + deserialize + merge."""
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from reckoning_core.reckoner import MergedWeights
+from service.metrics import WEIGHT_CACHE_BYTES, WEIGHT_CACHE_HITS, WEIGHT_CACHE_MISSES
+
+Key = tuple[str, str]  # (namespace, knowledge id)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    blob: bytes  # the stored delta these weights were built from
+    weights: MergedWeights
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.blob) + self.weights.nbytes
+
+
+class WeightCache:
+    """Bounded in bytes; an entry is used only while the store still holds, byte for byte, the blob it was
+    built from. A delta deleted, replaced or corrupted in the store is therefore noticed on the next ask just
+    as without this cache; what a hit skips is the checksum, the deserialization and the merge.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def get(self, key: Key, blob: bytes) -> MergedWeights | None:
+        entry = self._entries.get(key)
+        # `is` first: the embedded store hands back the very object; a Redis GET a fresh copy (memcmp)
+        if entry is not None and (entry.blob is blob or entry.blob == blob):
+            self._entries.move_to_end(key)
+            WEIGHT_CACHE_HITS.inc()
+            return entry.weights
+        if entry is not None:  # the store's blob changed behind us: this entry can never be used again
+            self.drop(key)
+        WEIGHT_CACHE_MISSES.inc()
+        return None
+
+    def put(self, key: Key, blob: bytes, weights: MergedWeights) -> None:
+        self.drop(key)
+        entry = _Entry(blob, weights)
+        if entry.nbytes > self.max_bytes:
+            return
+        while self._entries and self._bytes + entry.nbytes > self.max_bytes:
+            _, old = self._entries.popitem(last=False)
+            self._bytes -= old.nbytes
+        self._entries[key] = entry
+        self._bytes += entry.nbytes
+        WEIGHT_CACHE_BYTES.set(self._bytes)
+
+    def drop(self, key: Key) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._bytes -= entry.nbytes
+            WEIGHT_CACHE_BYTES.set(self._bytes)
