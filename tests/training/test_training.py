@@ -13,6 +13,7 @@ import torch
 
 from reckoning_core.batching import prompt_batch
 from reckoning_core.checkpoint import load_checkpoint
+from reckoning_core.config import PromptFormat
 from reckoning_core.fast_weights import base_params, forward
 from training.baseline import block_mask, packed_row
 from training.config import TrainConfig
@@ -22,9 +23,14 @@ REPO = Path(__file__).resolve().parents[2]
 FACTS = ["Bob is blue.", "If someone is blue then they are nice.", "Anne is kind."]
 
 
-def test_packed_icr_rows_match_the_serving_prompt(tiny_gpt2: Path) -> None:
+FEWSHOT = PromptFormat(in_context="{facts}\nQuestion: {question}\nAnswer:",
+                       context_fact="Question: {fact}\nAnswer: True", context_sep="\n")
+
+
+@pytest.mark.parametrize("fmt", [None, FEWSHOT], ids=["default", "facts-as-answered-questions"])
+def test_packed_icr_rows_match_the_serving_prompt(tiny_gpt2: Path, fmt: PromptFormat | None) -> None:
     ckpt = load_checkpoint(tiny_gpt2)
-    tok, prompt = ckpt.tokenizer, ckpt.config.prompt
+    tok, prompt = ckpt.tokenizer, fmt or ckpt.config.prompt
     label_ids = {lab: tok(" " + lab, add_special_tokens=False)["input_ids"][0] for lab in ("True", "False", "Unknown")}
     questions = [Question("Bob is nice.", "True"), Question("Anne is not big.", "Unknown")]
     tokens, spans, where, targets = packed_row(tok, prompt, FACTS, questions, label_ids)
