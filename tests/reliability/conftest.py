@@ -98,6 +98,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: Path, report: Rep
             "RECKONING_REDIS_URL": server.url,
             "RECKONING_API_KEYS": json.dumps({key: tenant for tenant, key in KEYS.items()}),
             "RECKONING_RETRY_AFTER_S": "2",
+            # The pre-merged weight LRU is byte-bounded by design; kept small (~15 tiny-model sets) so the
+            # soak's warm-up fills it and its RSS bound still measures leaks, not a cache filling up.
+            "RECKONING_WEIGHT_CACHE_BYTES": str(2 * 1024 * 1024),
             "RECKONING_LOG_LEVEL": "warning",
         },
         keys=KEYS,
