@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-import torch
 from transformers.utils import logging as hf_logging
 
 from reckoning_core.compression import low_rank
@@ -21,9 +20,8 @@ from service.metrics import ENCODES_IN_FLIGHT
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-Delta = dict[str, torch.Tensor]
 
-__all__ = ["Answer", "Delta", "DeltaError", "Encoded", "Engine", "InputTooLong", "MergedWeights"]
+__all__ = ["Answer", "DeltaError", "Encoded", "Engine", "InputTooLong", "MergedWeights"]
 
 
 class InputTooLong(ValueError):

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -169,6 +170,15 @@ def metric(client: httpx.Client, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
+
+
+def chunked_facts_body(n_facts: int, fact_chars: int) -> Iterator[bytes]:
+    """A {"facts": [...]} JSON body as a generator: httpx sends it chunked, without a Content-Length,
+    so only a server that counts the bytes it receives can enforce its body limit."""
+    yield b'{"facts": ['
+    for _ in range(n_facts):
+        yield b'"' + b"w" * fact_chars + b'",'
+    yield b'"end"]}'
 
 
 def unique_facts(tag: str, n: int = 3) -> list[str]:

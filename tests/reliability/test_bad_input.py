@@ -10,6 +10,8 @@ import httpx
 import pytest
 from rel_support import Stack, check_answers, facts_for
 
+from service.testing import chunked_facts_body
+
 # The stack runs with the default limits (they fit a full ProofWriter theory).
 MAX_BODY = 2 * 1024 * 1024
 JSON = {"content-type": "application/json"}
@@ -54,13 +56,7 @@ def test_oversize_body_by_content_length_is_413_naming_the_limit(alice: httpx.Cl
 
 
 def test_oversize_body_streamed_without_content_length_is_413(alice: httpx.Client) -> None:
-    def chunks() -> Iterator[bytes]:
-        yield b'{"facts": ['
-        for _ in range(2600):
-            yield b'"' + b"s" * 900 + b'",'
-        yield b'"end"]}'
-
-    names(alice.post("/encode", content=chunks(), headers=JSON), 413, text="max_body_bytes")
+    names(alice.post("/encode", content=chunked_facts_body(2600, 900), headers=JSON), 413, text="max_body_bytes")
 
 
 def test_ten_thousand_facts_are_refused_naming_max_facts(alice: httpx.Client) -> None:

@@ -1,12 +1,11 @@
 """Every request limit over real HTTP: 413 for the byte limit, 422 naming the field and the limit otherwise."""
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from service.testing import metric, unique_facts
+from service.testing import chunked_facts_body, metric, unique_facts
 
 # The redis_api server runs with conftest.SMALL_LIMITS.
 MAX_BODY = 8192
@@ -89,13 +88,9 @@ def test_body_over_the_byte_limit_by_content_length_is_413(alice: httpx.Client) 
 
 def test_body_over_the_byte_limit_when_streamed_is_413(alice: httpx.Client) -> None:
     # Chunked transfer encoding: no Content-Length, so only counting the bytes received can catch it.
-    def chunks() -> Iterator[bytes]:
-        yield b'{"facts": ['
-        for _ in range(100):
-            yield b'"' + b"w" * 100 + b'",'
-        yield b'"end"]}'
-
-    response = alice.post("/encode", content=chunks(), headers={"content-type": "application/json"})
+    response = alice.post(
+        "/encode", content=chunked_facts_body(100, 100), headers={"content-type": "application/json"}
+    )
     assert response.status_code == 413
     assert "max_body_bytes" in response.json()["detail"]
 
