@@ -136,9 +136,7 @@ class Reckoner:
 
     def round_trip(self, delta: dict[str, Tensor], dtype: str = "float32") -> dict[str, Tensor]:
         """The delta exactly as deserialize_delta(serialize_delta(delta, dtype)) returns it, without the bytes."""
-        if dtype not in serialization.DTYPES:
-            raise ValueError(f"dtype must be one of {sorted(serialization.DTYPES)}, not {dtype!r}")
-        return {k: v.detach().to(serialization.DTYPES[dtype]).to(self.device, torch.float32) for k, v in delta.items()}
+        return serialization.round_trip(delta, dtype, self.device)
 
     def deserialize_delta(self, blob: bytes) -> dict[str, Tensor]:
         return serialization.loads(blob, self.fingerprint, self.encode_hash, self.device)

@@ -43,10 +43,20 @@ def _digest(tensors: Mapping[str, Tensor]) -> str:
     return h.hexdigest()
 
 
-def dumps(delta: Mapping[str, Tensor], fingerprint: str, encode_hash: str, dtype: str = "float32") -> bytes:
+def _stored(delta: Mapping[str, Tensor], dtype: str) -> dict[str, Tensor]:
+    """The tensors as a blob of this dtype holds them (on the CPU)."""
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {sorted(DTYPES)}, not {dtype!r}")
-    tensors = {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in delta.items()}
+    return {k: v.detach().to("cpu", DTYPES[dtype]).contiguous() for k, v in delta.items()}
+
+
+def round_trip(delta: Mapping[str, Tensor], dtype: str = "float32", device: str = "cpu") -> dict[str, Tensor]:
+    """What loads(dumps(delta, ..., dtype)) returns, without making the bytes."""
+    return {k: v.to(device, torch.float32) for k, v in _stored(delta, dtype).items()}
+
+
+def dumps(delta: Mapping[str, Tensor], fingerprint: str, encode_hash: str, dtype: str = "float32") -> bytes:
+    tensors = _stored(delta, dtype)
     meta = {"format": DELTA_FORMAT, "fingerprint": fingerprint, "encode": encode_hash,
             "dtype": dtype, "sha256": _digest(tensors)}
     return save(tensors, metadata=meta)

@@ -48,6 +48,16 @@ def test_delta_round_trip_is_bit_exact(reckoner: Reckoner) -> None:
         assert torch.equal(half[k], v.half().float())
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_round_trip_equals_loading_the_serialized_delta(reckoner: Reckoner, dtype: str) -> None:
+    delta = reckoner.encode(FACTS, with_recall=False).delta
+    loaded = reckoner.deserialize_delta(reckoner.serialize_delta(delta, dtype))
+    direct = reckoner.round_trip(delta, dtype)
+    assert loaded.keys() == direct.keys() and all(torch.equal(loaded[k], direct[k]) for k in loaded)
+    with pytest.raises(ValueError, match="dtype"):
+        reckoner.round_trip(delta, "int8")
+
+
 def test_wrong_fingerprint_and_corrupted_deltas_are_refused(reckoner: Reckoner, tiny_llama: Path) -> None:
     blob = reckoner.serialize_delta(reckoner.encode(FACTS).delta)
     other = Reckoner.from_pretrained(tiny_llama)
