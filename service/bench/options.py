@@ -143,27 +143,28 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -
 
     reference = answers[(0, "float32")]
     ref_acc = acc(reference)
+
+    def scored(pred: list[str]) -> dict[str, float]:
+        a = acc(pred)
+        same = sum(p == r for p, r in zip(pred, reference, strict=True)) / len(gold)
+        return {"accuracy": round(a, 4), "accuracy_drop_pts": round((ref_acc - a) * 100, 2),
+                "agreement_with_default": round(same, 4)}
+
     options = []
     for i, dtype in keys:
         sel = selections[i]
-        pred = answers[(i, dtype)]
-        a = acc(pred)
         options.append({
             "name": f"{describe(sel.spec)} {_SHORT[dtype]}",
             "selection": spec_json(sel.spec),
             "storage_dtype": dtype,
             "bytes": int(statistics.median(sizes[(i, dtype)])),
             "tensor_bytes_fp32": tensor_bytes[i],
-            "accuracy": round(a, 4),
-            "accuracy_drop_pts": round((ref_acc - a) * 100, 2),
-            "agreement_with_default": round(sum(p == r for p, r in zip(pred, reference, strict=True)) / len(gold), 4),
+            **scored(answers[(i, dtype)]),
             "trained_selection": sel.trained,
             "lr_source": sel.lr_source,
             "encode_ms": round(statistics.median(encode_ms[i]), 3),
         })
     for r in cfg.svd_ranks:
-        pred = svd_answers[r]
-        a = acc(pred)
         options.append({
             "name": f"{describe(selections[0].spec)}, SVD rank {r} fp16",
             "selection": spec_json(selections[0].spec),
@@ -171,9 +172,7 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -
             "svd_rank": r,
             "bytes": int(statistics.median(svd_sizes[r])),
             "tensor_bytes_fp32": tensor_bytes[0],
-            "accuracy": round(a, 4),
-            "accuracy_drop_pts": round((ref_acc - a) * 100, 2),
-            "agreement_with_default": round(sum(p == q for p, q in zip(pred, reference, strict=True)) / len(gold), 4),
+            **scored(svd_answers[r]),
             "trained_selection": True,
             "lr_source": "learned; the delta is compressed after the inner loop (RECKONING_DELTA_RANK)",
             "encode_ms": round(statistics.median(encode_ms[0]) + statistics.median(svd_ms[r]), 3),
