@@ -23,6 +23,7 @@ from service.testing import ApiProcess, RedisProcess
 
 KEYS = {"alice": "alice-reliability-key-0001", "bob": "bob-reliability-key-0002"}
 LABELS = {"True", "False", "Unknown"}  # the tiny checkpoint declares the ProofWriter label set
+AUDIT_RETRY_S = 30.0  # how long the end-of-run audit keeps retrying a 503 before calling it a failure
 FAST_503_S = 4.0  # an unreachable store must be reported within this many seconds
 
 
@@ -236,6 +237,7 @@ class LoadResult:
     violations: list[str] = field(default_factory=list)
     tolerated_503: int = 0
     slowest_503_s: float = 0.0
+    audit_503_retries: int = 0
     owned: list[Owned] = field(default_factory=list)
     cross_tenant_probes: int = 0
 
@@ -254,6 +256,7 @@ class LoadResult:
             "violations": len(self.violations),
             "cross_tenant_probes": self.cross_tenant_probes,
             "tolerated_503": self.tolerated_503,
+            "audit_503_retries": self.audit_503_retries,
         }
 
 
@@ -487,22 +490,36 @@ class LoadRunner:
             t: counted_async_client(self.report, base_url or self.base_url, k) for t, k in self.keys.items()
         }
 
+        async def patient(method: str, client: httpx.AsyncClient, url: str, **kw: Any) -> httpx.Response:
+            # A 503 says "the store is busy, retry after N s" (e.g. a slow AOF fsync right after a restart);
+            # the audit asks what the service *holds*, so it retries as a client honouring Retry-After would.
+            # A set that stays 503 past the bound is reported with that status.
+            give_up = time.monotonic() + AUDIT_RETRY_S
+            while True:
+                response = await client.request(method, url, **kw)
+                if response.status_code != 503 or time.monotonic() > give_up:
+                    return response
+                self.result.audit_503_retries += 1
+                await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+
         async def check(owned: Owned) -> None:
             nonlocal ok
             client = clients[owned.tenant]
             url = f"/knowledge/{owned.knowledge_id}"
             if owned.alive is False:
-                response = await client.get(url)
+                response = await patient("GET", client, url)
                 if response.status_code != 404:
                     self._violation(f"deleted set {owned.knowledge_id[:12]} is back: {response.status_code}")
                 return
-            got = await client.get(url, params={"include_facts": "true"})
+            got = await patient("GET", client, url, params={"include_facts": "true"})
             if owned.alive is None and got.status_code == 404:
                 return  # a fault hid the outcome of a delete: either state is fine, but not half of one
             if got.status_code != 200 or got.json().get("facts") != owned.facts:
                 lost.append(f"{owned.knowledge_id[:12]}: GET {got.status_code} {got.text[:120]}")
                 return
-            asked = await client.post("/ask", json={"knowledge_id": owned.knowledge_id, "question": "Bob is kind."})
+            asked = await patient(
+                "POST", client, "/ask", json={"knowledge_id": owned.knowledge_id, "question": "Bob is kind."}
+            )
             if asked.status_code != 200 or check_answers(asked.json(), ["Bob is kind."]):
                 lost.append(f"{owned.knowledge_id[:12]}: ask {asked.status_code} {asked.text[:120]}")
                 return

@@ -117,6 +117,7 @@ def test_redis_sigkill_mid_load_fails_fast_then_recovers_without_restarting_the_
         "probes": {k: {"status": s, "seconds": round(t, 3)} for k, (s, t, _) in probes.items()},
         "tolerated_503": result.tolerated_503,
         "slowest_503_s": round(result.slowest_503_s, 3),
+        "audit_503_retries": result.audit_503_retries,
         "knowledge_sets_verified": ok,
     }
 
