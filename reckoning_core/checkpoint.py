@@ -60,10 +60,27 @@ class Checkpoint:
         return h.hexdigest()
 
     def with_config(self, config: ReckoningConfig) -> Checkpoint:
-        """Same weights under another config; learned LRs survive when the encode config does."""
-        keep = config.encode == self.config.encode
-        return replace(self, config=config, log_lrs=self.log_lrs if keep else {},
-                       lora_init=self.lora_init if keep else {})
+        """Same weights under another config; learned LRs survive when the encode config does, and are
+        regrouped (`regroup_lrs`) when only the number of inner steps changes."""
+        old = self.config.encode
+        keep = config.encode == old
+        log_lrs = self.log_lrs if keep else {}
+        if not keep and replace(config.encode, inner_steps=old.inner_steps) == old:
+            log_lrs = {n: regroup_lrs(v, config.encode.inner_steps) for n, v in self.log_lrs.items()}
+        return replace(self, config=config, log_lrs=log_lrs, lora_init=self.lora_init if keep else {})
+
+
+def regroup_lrs(log_lr: torch.Tensor, steps: int) -> torch.Tensor:
+    """A learned per-step schedule (log LRs) spread over another number of steps with the same total LR
+    at every fraction of the loop: step j of the new schedule gets the old cumulative LR between
+    j/steps and (j+1)/steps, linearly interpolated. 4 steps -> 2 sums them pairwise (a step of lr a then
+    one of lr b is, to first order, one of lr a + b); 2 -> 4 halves each."""
+    lrs = log_lr.detach().float().exp()
+    cum = torch.cat([lrs.new_zeros(1), lrs.cumsum(0)])  # cumulative LR at fractions 0, 1/K, ..., 1
+    at = torch.linspace(0, len(lrs), steps + 1)
+    lo = at.floor().long().clamp(max=len(lrs) - 1)
+    cum_at = cum[lo] + (at - lo) * lrs[lo]
+    return (cum_at[1:] - cum_at[:-1]).log().to(log_lr.dtype)
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path, dtype: torch.dtype | None = None) -> Path:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from torch import Tensor
 from transformers.utils import logging as hf_logging
 
 from reckoning_core.compression import low_rank
@@ -44,6 +45,13 @@ class Encoded:
     recall: float
     final_inner_loss: float
     seconds: float
+
+
+def stored_form(reckoner: Reckoner, delta: dict[str, Tensor], dtype: str, rank: int) -> tuple[bytes, dict[str, Tensor]]:
+    """The delta as the store keeps it (rank-r SVD factors when rank > 0, at `dtype`): the blob, and the tensors
+    it loads back as, so an encode's own answers equal those of every later ask (which load the blob)."""
+    compact = low_rank(delta, rank) if rank else delta
+    return reckoner.serialize_delta(compact, dtype=dtype), reckoner.round_trip(compact, dtype)
 
 
 class Engine:
@@ -123,10 +131,7 @@ class Engine:
     def _encode_sync(self, facts: list[str]) -> Encoded:
         started = time.perf_counter()
         result = self.reckoner.encode(facts)
-        delta = low_rank(result.delta, self.delta_rank) if self.delta_rank else result.delta
-        blob = self.reckoner.serialize_delta(delta, dtype=self.delta_dtype)
-        # the delta at the stored precision, so this encode's answers equal later asks' (which load the blob)
-        stored = self.reckoner.round_trip(delta, self.delta_dtype)
+        blob, stored = stored_form(self.reckoner, result.delta, self.delta_dtype, self.delta_rank)
         return Encoded(
             weights=self.reckoner.merged(stored),
             blob=blob,

@@ -66,8 +66,14 @@ def block_mask(prefix_len: int, spans: list[tuple[int, int]], total: int) -> tup
 
 def icr_loss(model: nn.Module, params: Mapping[str, Tensor], tok: PreTrainedTokenizerBase, prompt: PromptFormat,
              facts: list[str], questions: list[Question], label_ids: dict[str, int], blocks_per_row: int,
-             lm_weight: float, lm_questions: bool = False) -> tuple[Tensor, int, int]:
-    """Answer loss over all questions (+ LM loss on the facts text); returns loss, n correct, n."""
+             lm_weight: float, lm_questions: bool = False, copy_weight: float = 0.0) -> tuple[Tensor, int, int]:
+    """Answer loss over all questions (+ LM loss on the facts text); returns loss, n correct, n.
+
+    `copy_weight` adds one more block per row that repeats the facts verbatim, with LM loss on it: every
+    token there is predictable by finding its previous occurrence in the context and copying what came
+    next, the induction-head task, which is the lookup an answer needs and which a model trained from
+    scratch otherwise has to discover from the answer loss alone.
+    """
     device = next(iter(params.values())).device
     label_tensor = torch.tensor(list(label_ids.values()), device=device)
     total_loss = torch.zeros((), device=device)
@@ -76,7 +82,10 @@ def icr_loss(model: nn.Module, params: Mapping[str, Tensor], tok: PreTrainedToke
         chunk = questions[i : i + blocks_per_row]
         tokens, spans, where, targets = packed_row(tok, prompt, facts, chunk, label_ids)
         prefix_len = spans[0][0]
-        mask, pos = block_mask(prefix_len, spans, len(tokens))
+        if copy_weight:
+            repeat = (len(tokens), len(tokens) + prefix_len - 1)
+            tokens = tokens + tokens[1:prefix_len]  # the facts text again, without <bos>
+        mask, pos = block_mask(prefix_len, [*spans, repeat] if copy_weight else spans, len(tokens))
         ids = torch.tensor([tokens], device=device)
         logits = forward(model, params, ids, mask.to(device), position_ids=pos.to(device))  # (1, T, V)
         choice = logits[0, torch.tensor(where, device=device)][:, label_tensor]  # (Q, 3)
@@ -91,6 +100,10 @@ def icr_loss(model: nn.Module, params: Mapping[str, Tensor], tok: PreTrainedToke
                 for s, e in spans:  # not the first token (predicted from another block), not the label
                     labels[0, s + 1 : e - 1] = ids[0, s + 1 : e - 1]
             loss = loss + lm_weight * lm_loss(logits, labels) * len(chunk)
+        if copy_weight:
+            labels = torch.full((1, len(tokens)), IGNORE, device=device)
+            labels[0, repeat[0] + 1 : repeat[1]] = ids[0, repeat[0] + 1 : repeat[1]]
+            loss = loss + copy_weight * lm_loss(logits, labels) * len(chunk)
         total_loss = total_loss + loss
         correct += int((choice.argmax(-1) == tgt).sum())
     return total_loss / len(questions), correct, len(questions)

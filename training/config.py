@@ -33,6 +33,7 @@ class TrainConfig:
     max_questions: int = 48  # per theory per step
     easy_fraction: float = 0.0  # curriculum: share of small theories at step 0 ...
     easy_until: int = 0  # ... decaying linearly to none at this step (0 = no curriculum)
+    easy_kind: str = "small"  # "small" theories (<= 6 facts, <= 2 rules) or "lookup" (1-4 facts, no rules)
     knowledge: str = "full"  # "full" theory, "proof" only, or "mix" (curriculum: proof-only share below)
     proof_share: float = 0.0
     # optimisation
@@ -58,6 +59,7 @@ class TrainConfig:
     icr_blocks_per_row: int = 24
     icr_lm_weight: float = 0.1
     icr_lm_questions: bool = False  # LM loss on question tokens too (not only on the facts)
+    icr_copy_weight: float = 0.0  # LM loss on a verbatim repeat of the facts (builds induction heads), 0 = off
     in_context_template: str = "Facts: {facts}\nQuestion: {question}\nAnswer:"  # PromptFormat.in_context
     context_fact_template: str = "{fact}"  # PromptFormat.context_fact: one fact inside the prompt
     context_sep: str = " "  # PromptFormat.context_sep: what joins the facts

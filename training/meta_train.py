@@ -117,7 +117,8 @@ def icr_episode_loss(ckpt: Checkpoint, cfg: TrainConfig, ep: Episode, label_ids:
     facts = knowledge_for(ep, questions, cfg.knowledge, rng, cfg.proof_share)
     params = dict(ckpt.model.named_parameters())
     loss, correct, n = icr_loss(ckpt.model, params, ckpt.tokenizer, ckpt.config.prompt, facts, questions,
-                                label_ids, cfg.icr_blocks_per_row, cfg.icr_lm_weight, cfg.icr_lm_questions)
+                                label_ids, cfg.icr_blocks_per_row, cfg.icr_lm_weight, cfg.icr_lm_questions,
+                                cfg.icr_copy_weight)
     return loss, correct, n, float("nan")
 
 
@@ -183,7 +184,7 @@ def train(cfg: TrainConfig) -> Path:
     opt = torch.optim.AdamW(groups, betas=(0.9, 0.98))
     base_lrs = [g["lr"] for g in opt.param_groups]
     sampler = TheorySampler(splits.train, cfg.gen_fraction, cfg.seed + 1000 * rank, cfg.easy_fraction,
-                            cfg.easy_until)
+                            cfg.easy_until, cfg.easy_kind)
     rng = random.Random(cfg.seed + 7 + rank)
     step, best_acc, elapsed0 = 0, -1.0, 0.0
     if resume:

@@ -10,6 +10,7 @@ from reckoning_core.reckoner import Reckoner
 from service.bench.config import BenchConfig
 from service.bench.data import DevTheory
 from service.bench.timing import measure, measure_interleaved
+from service.engine import stored_form
 
 
 def break_even(encode_ms: float, ask_ms: float, icr_ms: float) -> int | None:
@@ -24,23 +25,27 @@ def prompt_tokens(reckoner: Reckoner, text: str) -> int:
     return 1 + len(reckoner.tokenizer(text, add_special_tokens=False)["input_ids"])  # 1 = <bos>
 
 
-def core_figures(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig, delta_dtype: str) -> dict[str, Any]:
-    """encode_ms, ask_ms, plain_ms, icr_ms and what follows from them, for one full theory."""
+def core_figures(
+    reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig, delta_dtype: str, delta_rank: int = 0
+) -> dict[str, Any]:
+    """encode_ms, ask_ms, plain_ms, icr_ms and what follows from them, for one full theory.
+
+    `delta_dtype` / `delta_rank` are the service's storage defaults: the blob an HTTP ask loads."""
     facts = list(theory.facts)
     question = theory.questions[0].text
     encodes = measure_interleaved(
         {
             "encode": lambda: reckoner.encode(facts, with_recall=False),
-            # what POST /encode spends in torch: the inner loop, the recall check and serialising the delta
-            "encode_full": lambda: reckoner.serialize_delta(reckoner.encode(facts).delta, delta_dtype),
+            # what POST /encode spends in torch: the inner loop, the recall check and the stored form of the delta
+            "encode_full": lambda: stored_form(reckoner, reckoner.encode(facts).delta, delta_dtype, delta_rank),
         },
         cfg.encode_repeats,
         cfg.warmup,
     )
     enc, enc_full = encodes["encode"], encodes["encode_full"]
     delta = reckoner.encode(facts, with_recall=False).delta
-    weights = reckoner.merged(delta)
-    blob = reckoner.serialize_delta(delta, delta_dtype)
+    blob, stored = stored_form(reckoner, delta, delta_dtype, delta_rank)
+    weights = reckoner.merged(stored)  # what a hot id answers with: the stored delta, merged once
     asks = measure_interleaved(
         {
             # a hot knowledge id in the service: weights merged once (at encode or first ask), then reused
@@ -48,14 +53,15 @@ def core_figures(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig, delta_
             "plain": lambda: reckoner.answer([question], None),
             "icr": lambda: reckoner.answer_in_context(facts, [question]),
             # the delta merged into the base weights on every call
-            "ask_unmerged": lambda: reckoner.answer([question], delta),
+            "ask_unmerged": lambda: reckoner.answer([question], stored),
             # a cold knowledge id in the service: verify and load the stored blob, merge, then answer
             "ask_from_blob": lambda: reckoner.answer([question], reckoner.merged(reckoner.deserialize_delta(blob))),
         },
         cfg.ask_repeats,
         cfg.warmup,
     )
-    ser = measure(lambda: reckoner.serialize_delta(delta, delta_dtype), max(5, cfg.encode_repeats), cfg.warmup)
+    # SVD factorisation (when the default stores a rank), serialisation and the round trip of POST /encode
+    ser = measure(lambda: stored_form(reckoner, delta, delta_dtype, delta_rank), max(5, cfg.encode_repeats), cfg.warmup)
     deser = measure(lambda: reckoner.deserialize_delta(blob), max(5, cfg.encode_repeats), cfg.warmup)
     encode_ms, ask_ms = enc.median_ms, asks["ask"].median_ms
     plain_ms, icr_ms = asks["plain"].median_ms, asks["icr"].median_ms
@@ -80,7 +86,7 @@ def core_figures(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig, delta_
                 "encode": enc.to_json(),
                 "encode_full": enc_full.to_json(),
                 **{k: v.to_json() for k, v in asks.items()},
-                "serialize_delta": ser.to_json(),
+                "store_delta": ser.to_json(),
                 "deserialize_delta": deser.to_json(),
             },
             "encode_full_ms": round(enc_full.median_ms, 3),
@@ -89,6 +95,7 @@ def core_figures(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig, delta_
             "break_even_questions_full_encode": break_even(enc_full.median_ms, asks["ask_from_blob"].median_ms,
                                                            icr_ms),
             "delta_dtype": delta_dtype,
+            "delta_rank": delta_rank,
             "delta_tensor_bytes": sum(t.numel() * t.element_size() for t in delta.values()),
         },
     }

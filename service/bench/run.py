@@ -41,9 +41,10 @@ def run_bench(cfg: BenchConfig, log: TextIO = sys.stderr) -> dict[str, Any]:
     hot = typical_theory(theories)
     # the service's default: the stored delta's dtype is what an HTTP ask loads
     delta_dtype = str(Settings.model_fields["delta_dtype"].default)
+    delta_rank = int(Settings.model_fields["delta_rank"].default)
 
     section("encode / ask / plain / in-context")
-    core = core_figures(reckoner, hot, cfg, delta_dtype)
+    core = core_figures(reckoner, hot, cfg, delta_dtype, delta_rank)
     section("amortization")
     amort = amortization(reckoner, hot, cfg)
     section("batched ask")

@@ -27,3 +27,27 @@ def test_gelu_new_is_loaded_as_the_fused_equivalent_with_equal_logits(tiny_gpt2:
     with torch.no_grad():
         assert torch.allclose(ckpt.model(ids).logits, reference(ids).logits, atol=1e-5)
     assert ckpt.fingerprint() == load_checkpoint(path).fingerprint()
+
+
+def test_changing_inner_steps_regroups_the_learned_lr_schedule(tiny_gpt2: Path) -> None:
+    from dataclasses import replace
+
+    from reckoning_core.checkpoint import regroup_lrs
+
+    ckpt = load_checkpoint(tiny_gpt2)
+    enc = ckpt.config.encode
+    schedule = torch.tensor([0.4, 0.7, 0.3, 0.5]).log()
+    ckpt.log_lrs = {n: schedule.clone() for n in ckpt.log_lrs}
+    ckpt.config = replace(ckpt.config, encode=replace(enc, inner_steps=4))
+    two = ckpt.with_config(replace(ckpt.config, encode=replace(ckpt.config.encode, inner_steps=2)))
+    assert two.config.encode.inner_steps == 2 and set(two.log_lrs) == set(ckpt.log_lrs)
+    for v in two.log_lrs.values():
+        assert torch.allclose(v.exp(), torch.tensor([1.1, 0.8]))
+    # the total LR is kept for any step count, and the round trip through more steps is exact
+    for k in (1, 3, 8):
+        assert torch.allclose(regroup_lrs(schedule, k).exp().sum(), torch.tensor(1.9))
+    assert torch.allclose(regroup_lrs(regroup_lrs(schedule, 8), 4), schedule, atol=1e-6)
+    # any other change of the encode config still starts the schedule afresh
+    changed = replace(ckpt.config.encode, inner_steps=2, init_lr=enc.init_lr * 2)
+    other = ckpt.with_config(replace(ckpt.config, encode=changed))
+    assert all(torch.allclose(v.exp(), torch.full((2,), enc.init_lr * 2)) for v in other.log_lrs.values())

@@ -7,8 +7,11 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from training.data.proofwriter import Theory, answer, closure, read_natlang, read_owa_train, read_proofwriter
-from training.data.theory_gen import ATTRIBUTES, generate_episode, iter_episodes
+from training.data.sampling import TheorySampler
+from training.data.theory_gen import ATTRIBUTES, generate_episode, generate_lookup_episode, iter_episodes
 
 
 def _lines(path: Path) -> int:
@@ -84,3 +87,23 @@ def test_generated_questions_are_balanced() -> None:
     counts = {lab: sum(q.answer == lab for e in eps for q in e.questions) for lab in ("True", "False", "Unknown")}
     assert counts["True"] == counts["False"]
     assert 0.3 < counts["Unknown"] / sum(counts.values()) < 0.6
+
+
+def test_lookup_curriculum_is_depth_zero_solver_consistent_and_chosen_by_config() -> None:
+    rng = random.Random(3)
+    for i in range(200):
+        ep = generate_lookup_episode(rng, i)
+        assert 1 <= len(ep.facts) <= 4 and not any(f.startswith("If ") for f in ep.facts)
+        proven = closure(Theory.parse(ep.facts))
+        stated = {f"{e} is {a}." for e, a in proven}
+        for q in ep.questions:
+            assert answer(proven, q.text)[0] == q.answer
+            assert q.depth in (0, None)
+            # True/False turn on the exact statement being in the knowledge; Unknowns ask a stated person
+            positive = q.text.replace(" is not ", " is ")
+            assert (positive in stated) == (q.answer != "Unknown")
+            assert q.text.split()[0] in {f.split()[0] for f in ep.facts}
+    sampler = TheorySampler([], gen_fraction=1.0, seed=0, easy_fraction=1.0, easy_until=10, easy_kind="lookup")
+    assert next(sampler).source == "gen-lookup"
+    with pytest.raises(ValueError, match="easy_kind"):
+        TheorySampler([], 1.0, 0, easy_kind="tiny")

@@ -15,7 +15,7 @@ from reckoning_core.batching import prompt_batch
 from reckoning_core.checkpoint import load_checkpoint
 from reckoning_core.config import PromptFormat
 from reckoning_core.fast_weights import base_params, forward
-from training.baseline import block_mask, packed_row
+from training.baseline import block_mask, icr_loss, packed_row
 from training.config import TrainConfig
 from training.data.episode import Question
 
@@ -45,6 +45,28 @@ def test_packed_icr_rows_match_the_serving_prompt(tiny_gpt2: Path, fmt: PromptFo
         ref = forward(ckpt.model, base_params(ckpt.model), serving.input_ids, serving.attention_mask)
         assert torch.allclose(logits[0, w], ref[0, n - 1], atol=1e-4)
     assert targets == [0, 2]
+
+
+
+def test_the_fact_repeat_block_adds_its_copy_loss_without_touching_the_answers(tiny_gpt2: Path) -> None:
+    ckpt = load_checkpoint(tiny_gpt2)
+    tok, prompt = ckpt.tokenizer, ckpt.config.prompt
+    label_ids = {lab: tok(" " + lab, add_special_tokens=False)["input_ids"][0] for lab in ("True", "False", "Unknown")}
+    questions = [Question("Bob is nice.", "True"), Question("Anne is not big.", "Unknown"),
+                 Question("Bob is not blue.", "False")]
+    params = base_params(ckpt.model)
+
+    def loss(copy_weight: float) -> tuple[float, int]:
+        value, correct, _ = icr_loss(ckpt.model, params, tok, prompt, FACTS, questions, label_ids,
+                                     blocks_per_row=2, lm_weight=0.0, copy_weight=copy_weight)
+        return float(value), correct
+
+    plain, correct = loss(0.0)
+    # the repeat block is masked off from the question blocks: the answers do not move
+    assert loss(1e-9)[1] == correct and loss(1e-9)[0] == pytest.approx(plain, abs=1e-6)
+    # and its loss is a random-init LM's on the repeated facts: ~ln(vocab) per token, not 0
+    with_copy, _ = loss(1.0)
+    assert with_copy - plain > 1.0
 
 
 def _train(config: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from training.data.episode import Episode, Question, data_dir
 from training.data.proofwriter import Theory, read_owa_train
-from training.data.theory_gen import generate_easy_episode, generate_episode, questions_for
+from training.data.theory_gen import (
+    generate_easy_episode,
+    generate_episode,
+    generate_lookup_episode,
+    questions_for,
+)
 
 
 @dataclass
@@ -23,11 +28,17 @@ def load_splits(root: str | Path | None, val_theories: int) -> Splits:
     return Splits(eps[: len(eps) - val_theories], eps[len(eps) - val_theories :])
 
 
+_EASY = {"small": generate_easy_episode, "lookup": generate_lookup_episode}
+
+
 class TheorySampler:
     """Endless episodes: with probability gen_fraction a fresh generated theory, else an owa_train one."""
 
     def __init__(self, train: list[Episode], gen_fraction: float, seed: int, easy_fraction: float = 0.0,
-                 easy_until: int = 0) -> None:
+                 easy_until: int = 0, easy_kind: str = "small") -> None:
+        if easy_kind not in _EASY:
+            raise ValueError(f"easy_kind must be one of {sorted(_EASY)}, not {easy_kind!r}")
+        self.easy = _EASY[easy_kind]
         self.train = train
         self.gen_fraction = gen_fraction
         self.easy_fraction = easy_fraction
@@ -41,7 +52,7 @@ class TheorySampler:
         if self.easy_until > 0:
             easy = self.easy_fraction * max(0.0, 1.0 - self.step / self.easy_until)
             if self.rng.random() < easy:
-                return generate_easy_episode(self.rng, self.count)
+                return self.easy(self.rng, self.count)
         if not self.train or self.rng.random() < self.gen_fraction:
             return generate_episode(self.rng, self.count)
         ep = self.rng.choice(self.train)

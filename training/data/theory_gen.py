@@ -103,6 +103,20 @@ def generate_easy_episode(rng: random.Random, index: int = 0) -> Episode:
     return Episode(f"easy-{index}", tuple(dict.fromkeys(sentences)), tuple(questions_for(theory, rng)), "gen-easy")
 
 
+def generate_lookup_episode(rng: random.Random, index: int = 0) -> Episode:
+    """Curriculum for reading the context: 1-2 people, 1-4 facts, no rules (every answer is depth 0).
+
+    Each stated fact is asked in both wordings, and as many Unknowns ask a stated person about another
+    attribute: the answer turns on whether that exact statement is in the knowledge, nothing else.
+    """
+    names = rng.sample(NAMES, rng.randint(1, 2))
+    facts = {(rng.choice(names), rng.choice(ATTRIBUTES)) for _ in range(rng.randint(1, 4))}
+    sentences = [f"{e} is {a}." for e, a in sorted(facts)]
+    theory = Theory.parse(sentences)
+    rng.shuffle(sentences)
+    return Episode(f"lookup-{index}", tuple(sentences), tuple(questions_for(theory, rng)), "gen-lookup")
+
+
 def iter_episodes(seed: int) -> Iterator[Episode]:
     rng = random.Random(seed)
     i = 0
