@@ -148,8 +148,11 @@ def _scenarios(api: ApiProcess, plans: dict[str, list[tuple[str, str]]], cfg: Be
 
 
 def http_figures(cfg: BenchConfig, hot: DevTheory, theories: list[DevTheory], delta_blob_bytes: int,
-                 log: Any = sys.stderr) -> dict[str, Any]:
-    """Encode the hot set and N distinct sets over HTTP, then load both scenarios; RSS after encoding."""
+                 log: Any = sys.stderr, api_env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Encode the hot set and N distinct sets over HTTP, then load both scenarios; RSS after encoding.
+
+    `api_env` adds RECKONING_* settings to the API process (to compare storage options, say);
+    the published figures use the service's defaults."""
     n_ids = cfg.http_distinct_ids
     # Redis must hold every delta, or the many-ids scenario measures re-encodes, not serving.
     needed = int((n_ids + 2) * delta_blob_bytes * 1.3) + 256 * _MB
@@ -175,6 +178,7 @@ def http_figures(cfg: BenchConfig, hot: DevTheory, theories: list[DevTheory], de
                     "RECKONING_TORCH_THREADS": str(cfg.threads),
                     "RECKONING_LOG_LEVEL": "warning",
                     "RECKONING_STORE_TIMEOUT_S": "10",
+                    **(api_env or {}),
                 },
             )
             api.start()

@@ -93,10 +93,15 @@ def candidate_specs(base: Reckoner, lora_ranks: tuple[int, ...]) -> list[tuple[F
     return out
 
 
-def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -> dict[str, Any]:
+def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig, default_dtype: str = "float32",
+                  default_rank: int = 0) -> dict[str, Any]:
     """Accuracy on the first cfg.option_theories dev theories (full theory, every question), each
-    stored delta serialised at its dtype, loaded back and applied, as the service would."""
+    stored delta serialised at its dtype, loaded back and applied, as the service would.
+
+    Drops and agreement are against the exact inner-loop result (the trained selection, dense fp32);
+    `default_dtype` / `default_rank` name the service's stored form, flagged `service_default`."""
     slice_ = theories[: cfg.option_theories]
+    svd_ranks = sorted({*cfg.svd_ranks, *([default_rank] if default_rank else [])})
     selections = []
     for spec, dtypes in candidate_specs(base, cfg.lora_ranks):
         reckoner, source = reckoner_for(base, spec)
@@ -107,10 +112,10 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -
     tensor_bytes: dict[int, int] = {}
     encode_ms: dict[int, list[float]] = {i: [] for i in range(len(selections))}
     # the default selection's delta, SVD-compressed to rank r after the inner loop and stored in fp16
-    svd_answers: dict[int, list[str]] = {r: [] for r in cfg.svd_ranks}
-    svd_sizes: dict[int, list[int]] = {r: [] for r in cfg.svd_ranks}
-    svd_energy: dict[int, list[float]] = {r: [] for r in cfg.svd_ranks}
-    svd_ms: dict[int, list[float]] = {r: [] for r in cfg.svd_ranks}
+    svd_answers: dict[int, list[str]] = {r: [] for r in svd_ranks}
+    svd_sizes: dict[int, list[int]] = {r: [] for r in svd_ranks}
+    svd_energy: dict[int, list[float]] = {r: [] for r in svd_ranks}
+    svd_ms: dict[int, list[float]] = {r: [] for r in svd_ranks}
     gold: list[str] = []
     no_knowledge: list[str] = []
     for theory in slice_:
@@ -128,7 +133,7 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -
                 loaded = sel.reckoner.deserialize_delta(blob)
                 answers[(i, dtype)] += [a.answer for a in sel.reckoner.answer(texts, loaded)]
             if i == 0:
-                for r in cfg.svd_ranks:
+                for r in svd_ranks:
                     started = time.perf_counter()
                     compressed = low_rank(delta, r)
                     svd_ms[r].append((time.perf_counter() - started) * 1e3)
@@ -148,7 +153,7 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -
         a = acc(pred)
         same = sum(p == r for p, r in zip(pred, reference, strict=True)) / len(gold)
         return {"accuracy": round(a, 4), "accuracy_drop_pts": round((ref_acc - a) * 100, 2),
-                "agreement_with_default": round(same, 4)}
+                "agreement_with_exact": round(same, 4)}
 
     options = []
     for i, dtype in keys:
@@ -164,7 +169,7 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -
             "lr_source": sel.lr_source,
             "encode_ms": round(statistics.median(encode_ms[i]), 3),
         })
-    for r in cfg.svd_ranks:
+    for r in svd_ranks:
         options.append({
             "name": f"{describe(selections[0].spec)}, SVD rank {r} fp16",
             "selection": spec_json(selections[0].spec),
@@ -178,8 +183,16 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig) -
             "encode_ms": round(statistics.median(encode_ms[0]) + statistics.median(svd_ms[r]), 3),
             "kept_energy": round(statistics.mean(svd_energy[r]), 4),
         })
+    exact = options[0]["name"]
+    default = (f"{describe(selections[0].spec)}, SVD rank {default_rank} fp16" if default_rank
+               else f"{describe(selections[0].spec)} {_SHORT[default_dtype]}")
+    if default_rank and default_dtype != "float16":
+        default = default.replace(" fp16", f" {_SHORT[default_dtype]}")
+    for o in options:
+        o["service_default"] = o["name"] == default
     return {
-        "default": options[0]["name"],
+        "exact": exact,
+        "default": default,
         "slice": f"first {len(slice_)} theories of owa_dev_natlang.jsonl, full theory, every question",
         "n_theories": len(slice_),
         "n_questions": len(gold),

@@ -112,7 +112,7 @@ def render_table(data: dict[str, Any]) -> str:
             _fmt((data.get("details") or {}).get("ask_from_blob_ms"), " ms")),
         row("encode as /encode does it (inner loop + recall + serialise)",
             _fmt((data.get("details") or {}).get("encode_full_ms"), " ms")),
-        row("delta_bytes (default selection)", _mb(data["delta_bytes"]) if "delta_bytes" in data else "–"),
+        row("delta_bytes (stored form, service default)", _mb(data["delta_bytes"]) if "delta_bytes" in data else "–"),
         row(f"batched_ask_speedup ({(data.get('batched_ask') or {}).get('n_questions', 16)} questions, one call)",
             _fmt(data.get("batched_ask_speedup"), "×")),
         row("http asks/s, 1 hot id", _fmt(hot.get("asks_per_s"))),
@@ -137,13 +137,18 @@ def render_options(data: dict[str, Any]) -> str:
         f"Dev accuracy on the {opts['slice']} ({opts['n_questions']} questions); without knowledge "
         f"{opts['no_knowledge_accuracy']:.1%}, majority label {opts['majority_label_accuracy']:.1%}.",
         "",
-        "| fast weights | stored bytes / set | dev accuracy | lost vs default (pts) | same answer as default "
+        f"Points lost and agreement are against the exact inner-loop result ({opts.get('exact', 'dense fp32')}); "
+        f"the service stores **{opts['default']}** by default (`RECKONING_DELTA_DTYPE`, `RECKONING_DELTA_RANK`).",
+        "",
+        "| fast weights | stored bytes / set | dev accuracy | lost vs exact (pts) | same answer as exact "
         "| encode ms | inner LRs |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for o in opts["options"]:
-        lines.append(f"| {o['name']}{' (trained)' if o['trained_selection'] else ''} | {_mb(o['bytes'])} "
-                     f"| {o['accuracy']:.1%} | {o['accuracy_drop_pts']:+.1f} | {o['agreement_with_default']:.1%} "
+        agree = o.get("agreement_with_exact", o.get("agreement_with_default"))  # older bench.json files
+        name = f"**{o['name']} (service default)**" if o.get("service_default") else o["name"]
+        lines.append(f"| {name}{' (trained)' if o['trained_selection'] else ''} | {_mb(o['bytes'])} "
+                     f"| {o['accuracy']:.1%} | {o['accuracy_drop_pts']:+.1f} | {agree:.1%} "
                      f"| {o['encode_ms']:.0f} | {o['lr_source']} |")
     return "\n".join(lines)
 

@@ -50,7 +50,7 @@ def run_bench(cfg: BenchConfig, log: TextIO = sys.stderr) -> dict[str, Any]:
     section("batched ask")
     batched = batched_ask(reckoner, hot, cfg)
     section("delta options")
-    options = delta_options(reckoner, theories, cfg)
+    options = delta_options(reckoner, theories, cfg, delta_dtype, delta_rank)
     http: dict[str, Any] | None = None
     if cfg.http:
         section("http")

@@ -88,8 +88,9 @@ def test_bench_end_to_end(tiny_checkpoint: Path, dev_file: Path, tmp_path: Path)
     for o in opts["options"]:
         assert isinstance(o["bytes"], int) and o["bytes"] > 0 and 0.0 <= o["accuracy"] <= 1.0, o
     by_name = {o["name"]: o for o in opts["options"]}
-    fp32, fp16 = by_name[opts["default"]], by_name[opts["default"].replace("fp32", "fp16")]
-    assert fp16["bytes"] < fp32["bytes"] and fp32["accuracy_drop_pts"] == 0.0
+    fp32, fp16 = by_name[opts["exact"]], by_name[opts["exact"].replace("fp32", "fp16")]
+    assert fp16["bytes"] < fp32["bytes"] and fp32["accuracy_drop_pts"] == 0.0 and fp32["agreement_with_exact"] == 1.0
+    assert [o["name"] for o in opts["options"] if o["service_default"]] == [opts["default"]]
     svd = {o["svd_rank"]: o for o in opts["options"] if "svd_rank" in o}
     assert sorted(svd) == sorted(cfg.svd_ranks) and svd[min(svd)]["bytes"] < fp16["bytes"]
     assert all(0.0 < o["kept_energy"] <= 1.0 + 1e-6 for o in svd.values())
