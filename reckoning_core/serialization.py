@@ -39,7 +39,7 @@ def _digest(tensors: Mapping[str, Tensor]) -> str:
         h.update(str(t.dtype).encode())
         h.update(str(tuple(t.shape)).encode())
         if t.numel():
-            h.update(t.view(torch.uint8).numpy())  # hashed through the buffer protocol, no copy
+            h.update(t.view(torch.uint8).numpy().data)  # hashed through the buffer protocol, no copy
     return h.hexdigest()
 
 

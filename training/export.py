@@ -33,7 +33,7 @@ def export(run: Path, dest: Path, commands: list[str], checkpoint: str = "best")
     recs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     cfg = json.loads((run / "config.json").read_text())
     vals = [r for r in recs if "val_acc" in r]
-    best = max(vals, key=lambda r: r["val_acc"]) if vals else None
+    top = max(vals, key=lambda r: r["val_acc"]) if vals else None
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
     note = [
@@ -42,8 +42,8 @@ def export(run: Path, dest: Path, commands: list[str], checkpoint: str = "best")
         f"- config: `training/config.json` (full), method `{cfg['method']}`, init from `{cfg.get('init_from')}`",
         f"- shipped checkpoint: `{checkpoint}` of the run (best = highest held-out validation accuracy)",
         f"- steps: {recs[-1]['step']}, wall time: {recs[-1]['elapsed_s'] / 60:.1f} min (this stage only)",
-        f"- best held-out validation accuracy (owa_train theories never trained on): {best['val_acc']:.4f} "
-        f"at step {best['step']}" if best else "- no validation recorded",
+        f"- best held-out validation accuracy (owa_train theories never trained on): {top['val_acc']:.4f} "
+        f"at step {top['step']}" if top else "- no validation recorded",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU, torch {torch.__version__}, "
         f"{cfg['threads']} torch thread(s)",
         f"- code: git {commit}", f"- folder size: {size / 1e6:.1f} MB", "",
