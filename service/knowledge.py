@@ -129,7 +129,7 @@ class KnowledgeService:
         # delta written just now: without this, deleted knowledge would stay stored in weight form until
         # its TTL. Checked after the write, so a DELETE landing later removes the delta itself.
         if await self.store.get_knowledge(namespace, knowledge_id) is None:
-            self.weights.drop((namespace, knowledge_id))
+            self.weights.invalidate((namespace, knowledge_id))
             await self.store.delete_delta(namespace, knowledge_id)
 
     async def encode(self, namespace: str, facts: list[str], ttl_s: int | None) -> EncodeOutcome:
@@ -164,13 +164,14 @@ class KnowledgeService:
             if weights is not None:
                 DELTA_CACHE_HITS.inc()
                 return weights
+            version = self.weights.version
             try:
                 weights = await self.engine.load_weights(blob)
             except Exception as exc:
                 DELTA_REJECTED.labels(reason=type(exc).__name__).inc()
                 log.warning("refused cached delta %s…: %s: %s", record.knowledge_id[:12], type(exc).__name__, exc)
             else:
-                self.weights.put(key, blob, weights)
+                self.weights.put(key, blob, weights, version)
                 DELTA_CACHE_HITS.inc()
                 return weights
         DELTA_CACHE_MISSES.inc()
@@ -199,6 +200,6 @@ class KnowledgeService:
         return record, await self.store.delta_status(namespace, knowledge_id)
 
     async def delete(self, namespace: str, knowledge_id: str) -> None:
-        self.weights.drop((namespace, knowledge_id))
+        self.weights.invalidate((namespace, knowledge_id))
         if not await self.store.delete_knowledge(namespace, knowledge_id):
             raise UnknownKnowledge(knowledge_id)

@@ -29,6 +29,9 @@ class WeightCache:
         self.max_bytes = max_bytes
         self._entries: OrderedDict[Key, _Entry] = OrderedDict()
         self._bytes = 0
+        # Bumped by every invalidate(): weights built across one (a DELETE landing while a blob was being
+        # loaded) are not cached, as they could never be served and would only hold memory.
+        self.version = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -49,7 +52,11 @@ class WeightCache:
         WEIGHT_CACHE_MISSES.inc()
         return None
 
-    def put(self, key: Key, blob: bytes, weights: MergedWeights) -> None:
+    def put(self, key: Key, blob: bytes, weights: MergedWeights, version: int | None = None) -> None:
+        """Cache weights built from `blob`; with `version` (read before building them), only if nothing was
+        invalidated meanwhile."""
+        if version is not None and version != self.version:
+            return
         self.drop(key)
         entry = _Entry(blob, weights)
         if entry.nbytes > self.max_bytes:
@@ -66,3 +73,8 @@ class WeightCache:
         if entry is not None:
             self._bytes -= entry.nbytes
             WEIGHT_CACHE_BYTES.set(self._bytes)
+
+    def invalidate(self, key: Key) -> None:
+        """The knowledge is gone: drop its entry, and refuse weights for anything built before now."""
+        self.version += 1
+        self.drop(key)

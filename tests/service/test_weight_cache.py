@@ -42,3 +42,16 @@ def test_zero_bytes_disables_the_cache() -> None:
     cache = WeightCache(0)
     cache.put(("t", "a"), b"blob", _weights(1))
     assert cache.get(("t", "a"), b"blob") is None and len(cache) == 0
+
+
+def test_weights_built_across_an_invalidation_are_not_cached() -> None:
+    cache = WeightCache(10_000)
+    cache.put(("t", "a"), b"blob-a", _weights(10))
+    seen = cache.version  # an ask reads the version, then loads blob-b (awaiting the torch pool) ...
+    cache.invalidate(("t", "b"))  # ... while a DELETE of that id lands
+    cache.put(("t", "b"), b"blob-b", _weights(10), seen)
+    assert cache.get(("t", "b"), b"blob-b") is None and len(cache) == 1
+    cache.invalidate(("t", "a"))
+    assert cache.get(("t", "a"), b"blob-a") is None and cache.nbytes == 0
+    cache.put(("t", "b"), b"blob-b", _weights(10), cache.version)  # nothing invalidated since: cached
+    assert cache.get(("t", "b"), b"blob-b") is not None
