@@ -13,7 +13,15 @@ from pathlib import Path
 import torch
 
 
-def export(run: Path, dest: Path, commands: list[str], checkpoint: str = "best") -> Path:
+def _resumed_stage(console: Path) -> list[str]:
+    """A resumed stage's console, as its header, validation lines and final messages (tqdm frames dropped)."""
+    lines = [ln.split("\r")[-1] for ln in console.read_text(errors="replace").splitlines()]
+    kept = [ln for ln in lines if "val_acc" in ln or ln.startswith(("resuming", "best checkpoint", "stopped"))]
+    return [f"==== {console.name}: resumed stage (tqdm frames dropped; metrics are in log.jsonl) ====", *kept]
+
+
+def export(run: Path, dest: Path, commands: list[str], checkpoint: str = "best",
+           resumed_consoles: list[Path] | None = None) -> Path:
     best = run / checkpoint
     if not (best / "reckoning.json").exists():
         raise SystemExit(f"{best} is not a checkpoint")
@@ -29,6 +37,8 @@ def export(run: Path, dest: Path, commands: list[str], checkpoint: str = "best")
     console = run.with_suffix(".log")
     if console.exists():  # the nohup'd console output, progress-bar carriage returns dropped
         lines = [ln.split("\r")[-1] for ln in console.read_text(errors="replace").splitlines()]
+        for extra in resumed_consoles or []:
+            lines += _resumed_stage(extra)
         (train_dir / "console.log").write_text("\n".join(ln for ln in lines if ln.strip()) + "\n")
     recs = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     cfg = json.loads((run / "config.json").read_text())
@@ -41,7 +51,8 @@ def export(run: Path, dest: Path, commands: list[str], checkpoint: str = "best")
         f"Trained by: {' then '.join(f'`{c}`' for c in commands)}", "",
         f"- config: `training/config.json` (full), method `{cfg['method']}`, init from `{cfg.get('init_from')}`",
         f"- shipped checkpoint: `{checkpoint}` of the run (best = highest held-out validation accuracy)",
-        f"- steps: {recs[-1]['step']}, wall time: {recs[-1]['elapsed_s'] / 60:.1f} min (this stage only)",
+        f"- steps: {recs[-1]['step']}, wall time: {recs[-1]['elapsed_s'] / 60:.1f} min "
+        "(all stages, summed over resumes)",
         f"- best held-out validation accuracy (owa_train theories never trained on): {top['val_acc']:.4f} "
         f"at step {top['step']}" if top else "- no validation recorded",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU, torch {torch.__version__}, "
@@ -59,8 +70,10 @@ def main() -> None:
     ap.add_argument("dest", type=Path)
     ap.add_argument("--command", action="append", default=[], help="the command(s) that trained it, in order")
     ap.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    ap.add_argument("--resumed-console", action="append", type=Path, default=[],
+                    help="console log of a resumed stage, in order (RUN.log is the first stage's)")
     args = ap.parse_args()
-    print(export(args.run, args.dest, args.command, args.checkpoint))
+    print(export(args.run, args.dest, args.command, args.checkpoint, args.resumed_console))
 
 
 if __name__ == "__main__":
