@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import torch
+import xxhash
 from safetensors import SafetensorError
 from safetensors.torch import load, save
 from torch import Tensor
@@ -31,8 +33,21 @@ class ChecksumMismatch(DeltaError):
     pass
 
 
-def _digest(tensors: Mapping[str, Tensor]) -> str:
-    h = hashlib.sha256()
+# The payload checksum guards against corruption (bit flips, truncation, a wrong write), not against
+# someone who can write the store: anyone who can write a blob can write its header too. xxh3-128 does
+# that job at memory speed; sha256 took as long as answering a question when a cold delta is loaded.
+# Blobs written with sha256 (before xxh3) still verify.
+class _Hasher(Protocol):
+    def update(self, data: bytes | memoryview, /) -> None: ...
+    def hexdigest(self) -> str: ...
+
+
+CHECKSUMS: dict[str, Callable[[], _Hasher]] = {"xxh3_128": xxhash.xxh3_128, "sha256": hashlib.sha256}
+CHECKSUM = "xxh3_128"
+
+
+def _digest(tensors: Mapping[str, Tensor], algorithm: str = CHECKSUM) -> str:
+    h = CHECKSUMS[algorithm]()
     for name in sorted(tensors):
         t = tensors[name].contiguous()
         h.update(name.encode())
@@ -58,7 +73,7 @@ def round_trip(delta: Mapping[str, Tensor], dtype: str = "float32", device: str 
 def dumps(delta: Mapping[str, Tensor], fingerprint: str, encode_hash: str, dtype: str = "float32") -> bytes:
     tensors = _stored(delta, dtype)
     meta = {"format": DELTA_FORMAT, "fingerprint": fingerprint, "encode": encode_hash,
-            "dtype": dtype, "sha256": _digest(tensors)}
+            "dtype": dtype, CHECKSUM: _digest(tensors)}
     return save(tensors, metadata=meta)
 
 
@@ -77,6 +92,9 @@ def loads(blob: bytes, fingerprint: str, encode_hash: str | None = None,
         raise FingerprintMismatch("delta was made by another model")
     if encode_hash is not None and meta.get("encode") != encode_hash:
         raise FingerprintMismatch("delta was made with another encode config")
-    if meta.get("sha256") != _digest(tensors):
+    algorithm = next((a for a in CHECKSUMS if a in meta), None)
+    if algorithm is None:
+        raise DeltaFormatError("delta has no payload checksum")
+    if meta[algorithm] != _digest(tensors, algorithm):
         raise ChecksumMismatch("delta payload does not match its checksum")
     return {k: v.to(device, dtype) for k, v in tensors.items()}

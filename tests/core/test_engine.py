@@ -73,6 +73,33 @@ def test_wrong_fingerprint_and_corrupted_deltas_are_refused(reckoner: Reckoner, 
         reckoner.deserialize_delta(blob[: len(blob) // 2])
 
 
+
+def test_payload_checksum_is_xxh3_and_blobs_written_with_sha256_still_verify(reckoner: Reckoner) -> None:
+    import json
+
+    from safetensors.torch import save
+
+    from reckoning_core import serialization as ser
+
+    delta = reckoner.encode(FACTS).delta
+    blob = reckoner.serialize_delta(delta, "float16")
+    meta = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])["__metadata__"]
+    assert set(meta) >= {"xxh3_128", "fingerprint", "encode", "dtype"} and "sha256" not in meta
+    tensors = ser._stored(delta, "float16")
+
+    def legacy(checksums: dict[str, str]) -> bytes:
+        base = {k: meta[k] for k in ("format", "fingerprint", "encode", "dtype")}
+        return save(tensors, metadata={**base, **checksums})
+
+    old = legacy({"sha256": ser._digest(tensors, "sha256")})  # what earlier versions stored
+    loaded = reckoner.deserialize_delta(old)
+    assert all(torch.equal(loaded[k], reckoner.deserialize_delta(blob)[k]) for k in loaded)
+    with pytest.raises(ChecksumMismatch):
+        reckoner.deserialize_delta(legacy({"sha256": ser._digest(tensors, "xxh3_128")}))
+    with pytest.raises(DeltaFormatError, match="checksum"):
+        reckoner.deserialize_delta(legacy({}))
+
+
 def test_knowledge_id_is_order_insensitive_and_content_addressed(reckoner: Reckoner) -> None:
     a = reckoner.knowledge_id(FACTS)
     assert a == reckoner.knowledge_id(list(reversed(FACTS)))

@@ -21,6 +21,7 @@ from rel_support import (
     facts_for,
 )
 
+from reckoning_core.serialization import CHECKSUMS
 from service.testing import ApiProcess, delta_header, metric, with_header
 
 QUESTIONS = ["Anne is kind.", "Bob is big.", "If someone is kind then they are nice."]
@@ -184,7 +185,9 @@ def _flip_payload(blob: bytes) -> bytes:
 
 def _bad_checksum(blob: bytes) -> bytes:
     header, payload = delta_header(blob)
-    header["__metadata__"]["sha256"] = "0" * 64
+    meta = header["__metadata__"]
+    (algorithm,) = [a for a in CHECKSUMS if a in meta]  # the one checksum the blob carries
+    meta[algorithm] = "0" * len(meta[algorithm])
     return with_header(header, payload)
 
 
