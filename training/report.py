@@ -146,8 +146,10 @@ def render() -> str:
           "recipe without the fact loss in the outer objective (`training/configs/reckoning_single_task.yaml`). "
           "FT-ICR is the in-context baseline of the same architecture (`models/icr-proofwriter`). It stays at the "
           "majority class: every from-scratch FT-ICR recipe we tried stayed on the ln 2 plateau where the answer "
-          "is guessed from the question's wording (see `training/configs/icr_*.yaml` and the closing notes of "
-          "issue #3). Inner loop off is the shipped model answering with no knowledge at all.", "",
+          "is guessed from the question's wording, including a curriculum of 1-4 fact lookups and an added "
+          "induction-head task (see `training/configs/icr_*.yaml` and the closing notes of issue #3). So the gap "
+          "to FT-ICR measures a baseline that never learned to read its context, not RECKONING's margin over a "
+          "working one. Inner loop off is the shipped model answering with no knowledge at all.", "",
           "### Training", "", training_table(), "",
           "Held-out validation accuracy (%, 60 owa_train theories never trained on) by outer step:", "",
           val_by_step_table(), "",
