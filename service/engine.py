@@ -64,6 +64,7 @@ class Engine:
         max_concurrent_encodes: int = 1,
         delta_dtype: Literal["float32", "float16", "bfloat16"] = "float32",
         delta_rank: int = 0,
+        load_workers: int = 1,
     ) -> None:
         self.reckoner = reckoner
         self.delta_dtype = delta_dtype
@@ -72,6 +73,13 @@ class Engine:
         # runs, and two concurrent calls were measured answering with each other's deltas.
         # Each call still uses every core through torch's intra-op threads (RECKONING_TORCH_THREADS).
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reckoning-torch")
+        # Verifying, deserializing and merging a stored delta never calls the module (it reads only the base
+        # tensors, which nothing writes to), so it may run beside a forward pass: an ask for an id whose weights
+        # are not cached then loads them on another core while the torch worker answers someone else.
+        # 0 = load on the torch worker, as before this pool existed.
+        self._load_pool = (
+            ThreadPoolExecutor(max_workers=load_workers, thread_name_prefix="reckoning-load") if load_workers else None
+        )
         # Encodes are slow; admitting at most N to the pool keeps asks from queueing behind a pile of them.
         self._encode_slots = asyncio.Semaphore(max_concurrent_encodes)
 
@@ -84,6 +92,7 @@ class Engine:
         max_concurrent_encodes: int = 1,
         delta_dtype: Literal["float32", "float16", "bfloat16"] = "float32",
         delta_rank: int = 0,
+        load_workers: int = 1,
     ) -> "Engine":
         """Blocking: load the checkpoint (call from a thread during startup)."""
         if not Path(model_dir).is_dir():
@@ -100,7 +109,11 @@ class Engine:
             time.perf_counter() - started,
         )
         return cls(
-            reckoner, max_concurrent_encodes=max_concurrent_encodes, delta_dtype=delta_dtype, delta_rank=delta_rank
+            reckoner,
+            max_concurrent_encodes=max_concurrent_encodes,
+            delta_dtype=delta_dtype,
+            delta_rank=delta_rank,
+            load_workers=load_workers,
         )
 
     # --- cheap, event-loop safe ---
@@ -156,7 +169,9 @@ class Engine:
         """Verify and deserialize a cached blob, merged into the base weights.
 
         Raises DeltaError (wrong fingerprint, bad checksum, garbage)."""
-        return await self._run(self._load_weights_sync, blob)
+        if self._load_pool is None:
+            return await self._run(self._load_weights_sync, blob)
+        return await asyncio.get_running_loop().run_in_executor(self._load_pool, self._load_weights_sync, blob)
 
     def _context_tokens(self) -> int | None:
         config = getattr(getattr(self.reckoner, "model", None), "config", None)
@@ -202,4 +217,6 @@ class Engine:
         return await self._run(self._answer_sync, questions, knowledge, choices, max_new_tokens)
 
     def close(self) -> None:
+        if self._load_pool is not None:
+            self._load_pool.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)

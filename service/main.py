@@ -126,6 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_concurrent_encodes=settings.max_concurrent_encodes,
             delta_dtype=settings.delta_dtype,
             delta_rank=settings.delta_rank,
+            load_workers=settings.load_workers,
         )
         store = build_store(
             redis_url=settings.redis_url,

@@ -57,6 +57,13 @@ class Settings(BaseSettings):
         description="store each weight-matrix update as a rank-r SVD factorisation (0 = dense); "
         "see delta_options in results/bench.json for bytes against accuracy",
     )
+    load_workers: int = Field(
+        default=1,
+        ge=0,
+        le=8,
+        description="threads that verify, deserialize and merge stored deltas beside the torch worker "
+        "(0 = on the torch worker); see results/ab-load-workers.json",
+    )
     weight_cache_bytes: int = Field(
         default=256 * 1024 * 1024, ge=0, description="byte bound of the in-process pre-merged weight LRU (0 = off)"
     )
