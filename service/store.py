@@ -127,10 +127,16 @@ def _redis_errors(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Corout
         try:
             # Socket timeouts bound each I/O; this bounds the whole call (retries included).
             async with asyncio.timeout(self.op_timeout_s):
-                return await fn(*args, **kwargs)
+                try:
+                    return await fn(*args, **kwargs)
+                except RedisConnectionError:
+                    # After a Redis restart a pooled connection can fail even after redis-py's own retry on
+                    # it ("Connection closed by server", seen in the SIGKILL test); once more through the pool.
+                    # Every operation here is idempotent, and a refused connection fails again in microseconds.
+                    return await fn(*args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
             # BusyLoadingError (AOF replay after a restart) is a ConnectionError too.
-            raise StoreUnavailable(f"redis unreachable: {type(exc).__name__}") from exc
+            raise StoreUnavailable(f"redis unreachable in {fn.__name__}: {type(exc).__name__}: {exc}") from exc
         except ReadOnlyError as exc:
             raise StoreUnavailable("redis is read-only") from exc
         except ResponseError as exc:
