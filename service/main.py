@@ -92,7 +92,7 @@ def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(StoreUnavailable)
     async def on_store_down(_: Request, exc: StoreUnavailable) -> JSONResponse:
         STORE_UNAVAILABLE.inc()
-        log.warning("store unavailable: %s", exc)
+        log.warning("store unavailable: %s (%s)", exc, exc.__cause__)
         return JSONResponse(
             {"detail": "knowledge store unavailable, retry later"}, status_code=503, headers=retry_after
         )

@@ -132,11 +132,12 @@ def _redis_errors(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, Corout
                 except RedisConnectionError:
                     # After a Redis restart a pooled connection can fail even after redis-py's own retry on
                     # it ("Connection closed by server", seen in the SIGKILL test); once more through the pool.
-                    # Every operation here is idempotent, and a refused connection fails again in microseconds.
+                    # Every operation here can be repeated safely, and a refused connection fails again at once.
                     return await fn(*args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError, TimeoutError, OSError) as exc:
             # BusyLoadingError (AOF replay after a restart) is a ConnectionError too.
-            raise StoreUnavailable(f"redis unreachable in {fn.__name__}: {type(exc).__name__}: {exc}") from exc
+            # the message reaches /readyz; the cause (with addresses) only the log, through __cause__
+            raise StoreUnavailable(f"redis unreachable in {fn.__name__}: {type(exc).__name__}") from exc
         except ReadOnlyError as exc:
             raise StoreUnavailable("redis is read-only") from exc
         except ResponseError as exc:
@@ -157,8 +158,8 @@ class RedisStore:
 
     def __init__(self, url: str, *, timeout_s: float = 1.0, prefix: str = "reckoning") -> None:
         self.prefix = prefix
-        # One retry on a fresh connection hides the stale pooled socket after a Redis restart;
-        # more retries would only make an outage slower to report.
+        # One retry on a fresh connection (plus _redis_errors' one pass through the pool) hides stale pooled
+        # sockets after a Redis restart; more retries would only make an outage slower to report.
         self.op_timeout_s = timeout_s * 4
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
