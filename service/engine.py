@@ -78,7 +78,9 @@ class Engine:
         # are not cached then loads them on another core while the torch worker answers someone else.
         # 0 = load on the torch worker, as before this pool existed.
         self._load_pool = (
-            ThreadPoolExecutor(max_workers=load_workers, thread_name_prefix="reckoning-load") if load_workers else None
+            ThreadPoolExecutor(max_workers=load_workers, thread_name_prefix="reckoning-load")
+            if load_workers
+            else self._pool
         )
         # Encodes are slow; admitting at most N to the pool keeps asks from queueing behind a pile of them.
         self._encode_slots = asyncio.Semaphore(max_concurrent_encodes)
@@ -169,8 +171,6 @@ class Engine:
         """Verify and deserialize a cached blob, merged into the base weights.
 
         Raises DeltaError (wrong fingerprint, bad checksum, garbage)."""
-        if self._load_pool is None:
-            return await self._run(self._load_weights_sync, blob)
         return await asyncio.get_running_loop().run_in_executor(self._load_pool, self._load_weights_sync, blob)
 
     def _context_tokens(self) -> int | None:
@@ -217,6 +217,6 @@ class Engine:
         return await self._run(self._answer_sync, questions, knowledge, choices, max_new_tokens)
 
     def close(self) -> None:
-        if self._load_pool is not None:
+        if self._load_pool is not self._pool:
             self._load_pool.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
