@@ -40,10 +40,16 @@ class Checkpoint:
         if spec.mode == "lora" and not self.lora_init:
             self.lora_init = make_lora_init(self.model, spec)
         fast = init_fast(self.model, spec, self.lora_init)
-        if set(self.log_lrs) != set(fast) or any(
-            v.shape[0] != self.config.encode.inner_steps for v in self.log_lrs.values()
-        ):
+        if not self.log_lrs:  # a plain model, or a new encode config: the LRs start at init_lr
             self.log_lrs = init_log_lrs(fast, self.config.encode)
+            return
+        missing, extra = sorted(set(fast) - set(self.log_lrs)), sorted(set(self.log_lrs) - set(fast))
+        steps = self.config.encode.inner_steps
+        wrong = sorted(n for n, v in self.log_lrs.items() if tuple(v.shape) != (steps,))
+        if missing or extra or wrong:
+            raise CheckpointError(
+                f"learned inner LRs do not match the model's fast weights: missing {missing[:3]}, "
+                f"unexpected {extra[:3]}, not of shape ({steps},) {wrong[:3]}")
 
     def fingerprint(self) -> str:
         """sha256 over weights, learned LRs, LoRA init, tokenizer vocabulary and config."""
