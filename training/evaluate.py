@@ -28,6 +28,19 @@ def knowledge_groups(ep: Episode, setting: str) -> list[tuple[list[str], list[Qu
     return [(list(k), v) for k, v in groups.items()]
 
 
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def size_bucket(n_facts: int) -> str:
+    """Knowledge-set size as a bucket label: "1", "2-4", "5-8", ..., "33-64", "65+"."""
+    lo = 1
+    for hi in SIZE_BUCKETS:
+        if n_facts <= hi:
+            return str(hi) if lo == hi else f"{lo}-{hi}"
+        lo = hi + 1
+    return f"{lo}+"
+
+
 def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "reckoning",
              setting: str = "full-theory", with_recall: bool = True, progress: bool = False) -> dict[str, Any]:
     if method not in ("reckoning", "icr", "no-knowledge"):
@@ -35,6 +48,8 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
     hits: dict[str, list[int]] = defaultdict(list)
     by_answer: dict[str, list[int]] = defaultdict(list)
     by_depth: dict[str, list[int]] = defaultdict(list)
+    by_grammar: dict[str, list[int]] = defaultdict(list)
+    by_size: dict[str, list[int]] = defaultdict(list)
     recalls: list[float] = []
     t0 = time.perf_counter()
     for ep in tqdm(episodes, disable=not progress, desc=f"eval {method} {setting}"):
@@ -55,6 +70,9 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
                 by_answer[q.answer].append(ok)
                 if q.depth is not None:
                     by_depth[str(q.depth)].append(ok)
+                if q.grammar is not None:
+                    by_grammar[q.grammar].append(ok)
+                by_size[size_bucket(len(facts))].append(ok)
     acc = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
     out: dict[str, Any] = {
         "accuracy": acc(hits["all"]),
@@ -66,6 +84,10 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
         "recall": round(sum(recalls) / len(recalls), 4) if recalls else None,
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    out["by_size"] = {k: {"accuracy": acc(v), "n": len(v)}
+                      for k, v in sorted(by_size.items(), key=lambda kv: int(kv[0].rstrip("+").split("-")[0]))}
+    if by_grammar:
+        out["by_grammar"] = {k: {"accuracy": acc(v), "n": len(v)} for k, v in sorted(by_grammar.items())}
     if by_depth and all(q.depth is not None for ep in episodes for q in ep.questions if q.answer != "Unknown"):
         out["by_depth"] = {k: {"accuracy": acc(v), "n": len(v)} for k, v in sorted(by_depth.items())}
     return out

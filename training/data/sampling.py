@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,17 @@ from training.data.theory_gen import (
     generate_lookup_episode,
     questions_for,
 )
+
+DEPTH5_FILE = "depth5_mixed_train.json"
+DEPTH5_DEV_SHARE = 0.2
+
+
+def split_depth5(episodes: list[Episode], dev_share: float = DEPTH5_DEV_SHARE) -> tuple[list[Episode], list[Episode]]:
+    """(train, dev) by a hash of each context: fixed across runs and machines, and a context is never in both."""
+    def key(ep: Episode) -> float:
+        return int(hashlib.sha256("\n".join(ep.facts).encode()).hexdigest()[:8], 16) / 16**8
+
+    return [e for e in episodes if key(e) >= dev_share], [e for e in episodes if key(e) < dev_share]
 
 
 @dataclass
@@ -34,7 +46,7 @@ def load_splits(cfg: TrainConfig) -> Splits:
     eps = list(read_owa_train(base / "proofwriter" / "owa_train.jsonl"))
     splits = Splits(eps[: len(eps) - cfg.val_theories], eps[len(eps) - cfg.val_theories :])
     if "depth5" in cfg.mix or "depth5" in cfg.val_sets:
-        from training.data.depth5 import DEPTH5_FILE, read_depth5_mixed, split_depth5
+        from training.data.depth5 import read_depth5_mixed
 
         train, dev = split_depth5(read_depth5_mixed(base / "proofwriter" / DEPTH5_FILE))
         splits.depth5_train = train
