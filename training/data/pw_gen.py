@@ -120,7 +120,8 @@ class _Builder:
     def __post_init__(self) -> None:
         self.facts: list[Literal] = []
         self.rules: list[tuple[tuple[Literal, ...], Literal]] = []
-        self.texts: list[str] = []
+        self.fact_pairs: list[tuple[Literal, str]] = []
+        self.rule_objs: list[Rule] = []
         self.closure = Closure(Theory((), ()))
 
     def _literal(self, subject: str, attr_share: float = 0.45) -> Literal:
@@ -135,31 +136,37 @@ class _Builder:
         return lit in self.closure.proofs or lit.negate() in self.closure.proofs
 
     def add_fact(self) -> bool:
+        assert not self.rules, "facts first"
         for _ in range(20):
             lit = self._literal(self.rng.choice(self.lex.entities))
-            if not self._known(lit):
+            if not self._known(lit):  # facts come before rules: a fact's closure is the fact itself
+                text = fact_text(lit)
                 self.facts.append(lit)
-                self._resolve([*self.facts], self.rules)
+                self.fact_pairs.append((lit, text))
+                self.closure.proofs[lit] = Proof(0, frozenset((text,)))
                 return True
         return False
 
-    def _resolve(self, facts: list[Literal], rules: list[tuple[tuple[Literal, ...], Literal]]) -> Closure | None:
-        """Solve facts + rules (from the last closure); None, leaving state alone, on a contradiction or a
-        proof deeper than max_depth."""
-        theory = Theory(tuple((f, fact_text(f)) for f in facts),
-                        tuple(Rule(c, k, f"r{i}") for i, (c, k) in enumerate(rules)))
+    def _resolve(self, rule: Rule) -> bool:
+        """Add a rule and solve from the last closure; refused, leaving state alone, when it makes a
+        contradiction or a proof deeper than max_depth."""
+        theory = Theory(tuple(self.fact_pairs), (*self.rule_objs, rule))
+        old = self.closure.proofs
         closure = solve(theory, self.closure)
-        if closure.contradictions or max((p.depth for p in closure.proofs.values()), default=0) > self.max_depth:
-            return None
+        for lit, p in closure.proofs.items():
+            if (lit not in old or p.depth < old[lit].depth) and (
+                    p.depth > self.max_depth or lit.negate() in closure.proofs):
+                return False
         self.closure = closure
-        return closure
+        self.rule_objs.append(rule)
+        return True
 
     def add_rule(self, fire: bool) -> bool:
         for _ in range(8):
             spec = self._firing_rule() if fire else self._random_rule()
             if spec is None or spec in self.rules or any(spec[1] == c for c in spec[0]):
                 continue
-            if self._resolve(self.facts, [*self.rules, spec]) is not None:
+            if self._resolve(Rule(spec[0], spec[1], f"rule{len(self.rules)}")):
                 self.rules.append(spec)
                 return True
         return False
