@@ -7,10 +7,12 @@ import random
 import re
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from training.data.episode import Episode
+from training.data.proofwriter import read_proofwriter
 from training.data.pw_gen import (
     GRAMMARS,
     PW_ANIMALS,
@@ -24,6 +26,7 @@ from training.data.pw_gen import (
     open_words,
 )
 from training.data.pw_logic import IS, VAR, Literal, Rule, Theory, parse_sentence, parse_statement, solve
+from training.data.sampling import TheorySampler
 
 
 def _check(ep: Episode) -> Theory:
@@ -178,3 +181,20 @@ def test_generation_is_fast() -> None:
     for i in range(100):
         generate_full_episode(rng, i, n_sentences=20)
     assert (time.perf_counter() - t) / 100 < 0.02  # ~4 ms here; generous for a loaded CI machine
+
+
+def test_sampler_serves_the_full_language_and_its_curricula() -> None:
+    sampler = TheorySampler([], gen_fraction=1.0, seed=0, generator="full")
+    eps = [next(sampler) for _ in range(20)]
+    assert all(e.source.startswith("gen-full-") for e in eps)
+    for kind, prefix in (("lookup-full", "gen-lookup-"), ("onehop-full", "gen-onehop-"), ("easy-full", "gen-")):
+        sampler = TheorySampler([], 1.0, 0, easy_fraction=1.0, easy_until=10, easy_kind=kind, generator="full")
+        assert next(sampler).source.startswith(prefix)
+    with pytest.raises(ValueError, match="generator"):
+        TheorySampler([], 1.0, 0, generator="tiny")
+    assert next(TheorySampler([], 1.0, 0)).source == "gen"  # the default is unchanged
+
+
+def test_read_proofwriter_tells_the_depth5_format_apart(proofwriter_dir: Path) -> None:
+    eps = read_proofwriter(proofwriter_dir / "depth5_mixed_train.json")
+    assert len(eps) == 2022 and {e.source for e in eps} == set(GRAMMARS)

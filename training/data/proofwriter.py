@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.data.depth5 import read_depth5_mixed
 from training.data.episode import Episode, Question
 
 LABELS = ("True", "False", "Unknown")
@@ -160,7 +161,11 @@ def read_owa_train(path: str | Path) -> Iterator[Episode]:
 
 
 def read_proofwriter(path: str | Path) -> list[Episode]:
-    """Either shared format, told apart by the first record's keys."""
+    """Any shared format: a JSON list is depth5_mixed's; JSON lines are told apart by the first record's keys."""
+    with open(path, encoding="utf-8") as f:
+        head = f.read(4096).lstrip()
+    if head.startswith("["):
+        return read_depth5_mixed(path)
     with open(path, encoding="utf-8") as f:
         first = json.loads(next(line for line in f if line.strip()))
     reader = read_natlang if "triples" in first else read_owa_train

@@ -164,8 +164,8 @@ class _Builder:
     def add_rule(self, fire: bool) -> bool:
         for _ in range(8):
             spec = self._firing_rule() if fire else self._random_rule()
-            if spec is None or spec in self.rules or any(spec[1] == c for c in spec[0]):
-                continue
+            if spec is None or spec in self.rules or any(spec[1][:3] == c[:3] for c in spec[0]):
+                continue  # a rule that concludes (or denies) its own condition reads as nonsense
             if self._resolve(Rule(spec[0], spec[1], f"rule{len(self.rules)}")):
                 self.rules.append(spec)
                 return True
@@ -325,6 +325,7 @@ def _unknown_atoms(closure: Closure, lex: Lexicon, rng: random.Random, n: int) -
 
     hard = [Literal(e if r.conclusion.subject == VAR else r.conclusion.subject, r.conclusion.relation,
                     r.conclusion.object) for r in theory.rules for e in entities]
+    hard = [lit for lit in hard if lit.subject != lit.object]
     near = [Literal(e, IS, a) for e in entities for a in attrs]
     near += [Literal(e, v, o) for e in entities for v in verbs for o in entities if o != e]
 
@@ -415,6 +416,13 @@ def generate_onehop_full(rng: random.Random, index: int = 0, grammar: str | None
     sentences, lex = build_knowledge(rng, n, g, vocab, rule_share=rng.choice((0.25, 0.34, 0.5)), max_depth=1,
                                      p_fire=0.9)
     return _episode(rng, f"onehop-full-{index}", f"gen-onehop-{g}", sentences, lex, g)
+
+
+def generate_easy_full(rng: random.Random, index: int = 0, grammar: str | None = None,
+                       vocab: str = "mixed") -> Episode:
+    """Curriculum mix: a lookup set or a one-hop set, half and half."""
+    make = generate_lookup_full if rng.random() < 0.5 else generate_onehop_full
+    return make(rng, index, grammar, vocab)
 
 
 def iter_full_episodes(seed: int, vocab: str = "mixed") -> Iterator[Episode]:
