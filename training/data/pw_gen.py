@@ -124,9 +124,9 @@ class _Builder:
         self.rule_objs: list[Rule] = []
         self.closure = Closure(Theory((), ()))
 
-    def _literal(self, subject: str, attr_share: float = 0.45) -> Literal:
+    def _literal(self, subject: str, attr_share: float = 0.45, p_neg: float = 0.2) -> Literal:
         rng = self.rng
-        positive = not (self.negation and rng.random() < 0.25)
+        positive = not (self.negation and rng.random() < p_neg)
         others = [e for e in self.lex.entities if e != subject]
         if self.relational and self.lex.verbs and others and rng.random() >= attr_share:
             return Literal(subject, rng.choice(self.lex.verbs), rng.choice(others), positive)
@@ -180,7 +180,7 @@ class _Builder:
                 by_entity.setdefault(lit.subject, []).append((lit, p))
         if not by_entity:
             return None
-        if rng.random() < 0.6:  # extend the deepest chain so far
+        if rng.random() < 0.75:  # extend the deepest chain so far
             e = max(sorted(by_entity), key=lambda ent: max(p.depth for _, p in by_entity[ent]))
         else:
             e = rng.choice(sorted(by_entity))
@@ -197,10 +197,6 @@ class _Builder:
         concl = None
         for _ in range(10):
             cand = self._literal(subject, attr_share=0.5)
-            if self.negation and rng.random() < 0.3:
-                cand = cand._replace(positive=False)
-            elif not self.negation:
-                cand = cand._replace(positive=True)
             if not self._known(cand):
                 concl = cand
                 break
@@ -208,7 +204,7 @@ class _Builder:
             return None
         if variable:
             conds = [c._replace(subject=VAR) if c.subject == e else c for c in conds]
-            if self.relational and rng.random() < 0.15:  # a condition about a constant: `and the rabbit is kind`
+            if self.relational and len(conds) < 3 and rng.random() < 0.15:  # `and the rabbit is kind`
                 other = [lit for lit, p in proofs.items() if lit.subject != e and p.depth < self.max_depth]
                 if other:
                     conds.append(rng.choice(sorted(other)))
@@ -221,10 +217,8 @@ class _Builder:
         rng = self.rng
         subject = rng.choice(self.lex.entities)
         k = rng.choices((1, 2, 3), (0.45, 0.4, 0.15))[0]
-        conds = list(dict.fromkeys(self._literal(subject) for _ in range(k)))
+        conds = list(dict.fromkeys(self._literal(subject, p_neg=0.15) for _ in range(k)))
         concl = self._literal(subject, attr_share=0.5)
-        if not self.negation:
-            concl = concl._replace(positive=True)
         if rng.random() < 0.8:
             conds = [c._replace(subject=VAR) for c in conds]
             if not self.relational or rng.random() < 0.8:  # `then the cat is red` only in relation grammars
@@ -285,7 +279,7 @@ def build_knowledge(rng: random.Random, n_sentences: int, grammar: str, vocab: s
     if relational:
         n_ent = max(n_ent, 2) if n > 1 else n_ent
     n_verbs = rng.randint(1, min(4, 1 + n // 6)) if relational else 0
-    n_attr = max(1, min(16, rng.randint(max(1, n // 6), 2 + n // 3)))
+    n_attr = max(1, min(16, rng.randint(max(1, n // (6 if relational else 4)), 2 + n // 3)))
     while n_ent * n_attr + n_ent * (n_ent - 1) * n_verbs < 2 * n_facts + 2:  # room for the facts
         if n_attr < 10 or n_ent >= 8:
             n_attr += 1
