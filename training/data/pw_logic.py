@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -34,7 +36,7 @@ class Literal(NamedTuple):
     positive: bool = True
 
     def negate(self) -> Literal:
-        return self._replace(positive=not self.positive)
+        return Literal(self[0], self[1], self[2], not self[3])
 
     def ground(self, entity: str) -> Literal:
         if self.subject == VAR or self.object == VAR:
@@ -319,6 +321,10 @@ class Theory:
 
     def entities(self) -> tuple[str, ...]:
         """Every constant the theory mentions (the domain of its variable rules)."""
+        return self._entities
+
+    @functools.cached_property
+    def _entities(self) -> tuple[str, ...]:
         out: dict[str, None] = {}
         lits = [lit for lit, _ in self.facts] + [c for r in self.rules for c in (*r.conditions, r.conclusion)]
         for lit in lits:
@@ -367,32 +373,50 @@ def solve(theory: Theory, start: Closure | None = None) -> Closure:
     """Forward chaining to a fixpoint over ground literals, keeping each literal's shallowest proof.
 
     A negated condition needs its negative literal proven (no negation as failure). The variable of a
-    rule ranges over the theory's entities. `start` (the closure of a sub-theory) only speeds things up:
-    its proofs are valid upper bounds, so relaxing from them reaches the same depths.
+    rule ranges over the theory's entities. A worklist re-fires only the rules with a condition that a
+    new or deeper-than-needed literal matches, until nothing improves (Bellman-Ford on proof depth).
+    `start`, the closure of a sub-theory with the same entities, only saves work: its proofs are valid
+    upper bounds, so relaxing from them reaches the same depths.
     """
     proofs: dict[Literal, Proof] = dict(start.proofs) if start is not None else {}
+    entities = theory.entities()
+    index: dict[tuple[str, str, bool], list[tuple[Rule, Literal]]] = {}
+    for rule in theory.rules:
+        for c in rule.conditions:
+            index.setdefault((c.relation, c.object, c.positive), []).append((rule, c))
+    agenda: deque[Literal] = deque()
+
+    def fire(rule: Rule, x: str) -> None:
+        premises = []
+        for c in rule.conditions:
+            p = proofs.get(c.ground(x) if x else c)
+            if p is None:
+                return
+            premises.append(p)
+        concl = rule.conclusion.ground(x) if x else rule.conclusion
+        depth = 1 + max(p.depth for p in premises)
+        old = proofs.get(concl)
+        if old is None or depth < old.depth:
+            proofs[concl] = Proof(depth, frozenset((rule.text,)).union(*(p.support for p in premises)))
+            agenda.append(concl)
+
     for lit, s in theory.facts:
         if lit not in proofs or proofs[lit].depth > 0:
             proofs[lit] = Proof(0, frozenset((s,)))
-    entities = theory.entities()
-    instances = [(r, entities if r.variable else ("",)) for r in theory.rules]
-    changed = True
-    while changed:
-        changed = False
-        for rule, domain in instances:
-            for x in domain:
-                premises = []
-                for c in rule.conditions:
-                    p = proofs.get(c.ground(x) if x else c)
-                    if p is None:
-                        break
-                    premises.append(p)
-                else:
-                    concl = rule.conclusion.ground(x) if x else rule.conclusion
-                    depth = 1 + max(p.depth for p in premises)
-                    old = proofs.get(concl)
-                    if old is None or depth < old.depth:
-                        support = frozenset((rule.text,)).union(*(p.support for p in premises))
-                        proofs[concl] = Proof(depth, support)
-                        changed = True
+            agenda.append(lit)
+    if start is not None:  # new rules, and old variable rules on new entities, may fire on proven literals
+        old_rules, old_entities = set(start.theory.rules), set(start.theory.entities())
+        new_entities = [e for e in entities if e not in old_entities]
+        for rule in theory.rules:
+            domain = entities if rule.variable else ("",)
+            for x in domain if rule not in old_rules else new_entities if rule.variable else ():
+                fire(rule, x)
+    while agenda:
+        lit = agenda.popleft()
+        for rule, c in index.get((lit.relation, lit.object, lit.positive), ()):
+            if c.subject == VAR:
+                fire(rule, lit.subject)
+            elif c.subject == lit.subject:
+                for x in entities if rule.variable else ("",):
+                    fire(rule, x)
     return Closure(theory, proofs)

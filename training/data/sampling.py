@@ -11,6 +11,7 @@ from pathlib import Path
 from training.config import TrainConfig
 from training.data.episode import Episode, Question, data_dir
 from training.data.proofwriter import Theory, read_owa_train
+from training.data.pw_gen import generate_easy_full, generate_full_episode, generate_lookup_full, generate_onehop_full
 from training.data.theory_gen import (
     generate_easy_episode,
     generate_episode,
@@ -61,17 +62,23 @@ def load_splits(cfg: TrainConfig) -> Splits:
     return splits
 
 
-_EASY = {"small": generate_easy_episode, "lookup": generate_lookup_episode}
+_EASY = {"small": generate_easy_episode, "lookup": generate_lookup_episode,
+         "lookup-full": generate_lookup_full, "onehop-full": generate_onehop_full, "easy-full": generate_easy_full}
+# "owa": theory_gen's owa grammar (11-19 sentences); "full": pw_gen's full language, open vocabulary, 1-64 sentences
+_GENERATORS = {"owa": generate_episode, "full": generate_full_episode}
 
 
 class TheorySampler:
     """Endless episodes: with probability gen_fraction a fresh generated theory, else an owa_train one."""
 
     def __init__(self, train: list[Episode], gen_fraction: float, seed: int, easy_fraction: float = 0.0,
-                 easy_until: int = 0, easy_kind: str = "small") -> None:
+                 easy_until: int = 0, easy_kind: str = "small", generator: str = "owa") -> None:
         if easy_kind not in _EASY:
             raise ValueError(f"easy_kind must be one of {sorted(_EASY)}, not {easy_kind!r}")
+        if generator not in _GENERATORS:
+            raise ValueError(f"generator must be one of {sorted(_GENERATORS)}, not {generator!r}")
         self.easy = _EASY[easy_kind]
+        self.generate = _GENERATORS[generator]
         self.train = train
         self.gen_fraction = gen_fraction
         self.easy_fraction = easy_fraction
@@ -87,7 +94,7 @@ class TheorySampler:
             if self.rng.random() < easy:
                 return self.easy(self.rng, self.count)
         if not self.train or self.rng.random() < self.gen_fraction:
-            return generate_episode(self.rng, self.count)
+            return self.generate(self.rng, self.count)
         ep = self.rng.choice(self.train)
         facts = list(ep.facts)
         self.rng.shuffle(facts)
