@@ -71,9 +71,11 @@ class Checkpoint:
         old = self.config.encode
         keep = config.encode == old
         log_lrs = self.log_lrs if keep else {}
-        if not keep and replace(config.encode, inner_steps=old.inner_steps) == old:
+        # the LRs belong to the fast weights and steps, not to the fact-length budget
+        same_weights = replace(config.encode, inner_steps=old.inner_steps, max_fact_tokens=old.max_fact_tokens) == old
+        if not keep and same_weights:
             log_lrs = {n: regroup_lrs(v, config.encode.inner_steps) for n, v in self.log_lrs.items()}
-        return replace(self, config=config, log_lrs=log_lrs, lora_init=self.lora_init if keep else {})
+        return replace(self, config=config, log_lrs=log_lrs, lora_init=self.lora_init if keep or same_weights else {})
 
 
 def regroup_lrs(log_lr: torch.Tensor, steps: int) -> torch.Tensor:

@@ -114,7 +114,7 @@ class MixSampler:
         self.count = 0
         self.step = 0
         self.splits = splits
-        from training.data.pw_gen import generate_full_episode, generate_lookup_full
+        from training.data.pw_gen import generate_easy_full, generate_full_episode, generate_lookup_full
 
         sources: dict[str, Callable[[], Episode]] = {
             "owa": self._owa,
@@ -124,6 +124,7 @@ class MixSampler:
             "full": lambda: generate_full_episode(self.rng, self.count),
             "full-small": lambda: generate_full_episode(self.rng, self.count, n_sentences=self.rng.randint(1, 8)),
             "full-lookup": lambda: generate_lookup_full(self.rng, self.count),
+            "full-easy": lambda: generate_easy_full(self.rng, self.count),
             "depth5": self._depth5,
         }
         unknown = set(cfg.mix) - set(sources)
@@ -142,10 +143,18 @@ class MixSampler:
         return Episode(ep.id, tuple(facts), tuple(questions_for(Theory.parse(facts), self.rng)), ep.source)
 
     def _depth5(self) -> Episode:
+        """A real training context with every question the solver can label on it (the solver agrees with
+        every real label, tested), not only the one or two the file asks."""
+        from training.data.pw_gen import draw_lexicon, questions_for_full
+        from training.data.pw_logic import Theory as FullTheory
+        from training.data.pw_logic import solve
+
         ep = self.rng.choice(self.splits.depth5_train)
         facts = list(ep.facts)
         self.rng.shuffle(facts)  # knowledge is a set: order must not matter
-        return Episode(ep.id, tuple(facts), ep.questions, ep.source)
+        lex = draw_lexicon(self.rng, ep.source.startswith("Rel"), 0, 0, 0, vocab="proofwriter")
+        qs = questions_for_full(solve(FullTheory.parse(facts)), lex, self.rng, ep.source)
+        return Episode(ep.id, tuple(facts), tuple(qs), ep.source)
 
     def __next__(self) -> Episode:
         self.count += 1
