@@ -108,9 +108,9 @@ def problems(pyproject: Path, lock: Path) -> list[str]:
             found.append(f"{where} is missing from {lock.name}; run {RELOCK}")
         elif not requirement.specifier.contains(pins[name], prereleases=True):
             found.append(f"{where} is locked at {pins[name]}, outside that range; run {RELOCK}")
-    for name, version in sorted(pins.items()):
+    for pinned, version in sorted(pins.items()):
         if version.local is not None:  # e.g. torch 2.13.0+cpu: then only that one build would satisfy the lock
-            found.append(f"{name}=={version} in {lock.name} has a local label; pin {name}=={version.public}")
+            found.append(f"{pinned}=={version} in {lock.name} has a local label; pin {pinned}=={version.public}")
     return found
 
 
