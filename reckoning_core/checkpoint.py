@@ -40,10 +40,16 @@ class Checkpoint:
         if spec.mode == "lora" and not self.lora_init:
             self.lora_init = make_lora_init(self.model, spec)
         fast = init_fast(self.model, spec, self.lora_init)
-        if set(self.log_lrs) != set(fast) or any(
-            v.shape[0] != self.config.encode.inner_steps for v in self.log_lrs.values()
-        ):
+        if not self.log_lrs:  # a plain model, or a new encode config: the LRs start at init_lr
             self.log_lrs = init_log_lrs(fast, self.config.encode)
+            return
+        missing, extra = sorted(set(fast) - set(self.log_lrs)), sorted(set(self.log_lrs) - set(fast))
+        steps = self.config.encode.inner_steps
+        wrong = sorted(n for n, v in self.log_lrs.items() if tuple(v.shape) != (steps,))
+        if missing or extra or wrong:
+            raise CheckpointError(
+                f"learned inner LRs do not match the model's fast weights: missing {missing[:3]}, "
+                f"unexpected {extra[:3]}, not of shape ({steps},) {wrong[:3]}")
 
     def fingerprint(self) -> str:
         """sha256 over weights, learned LRs, LoRA init, tokenizer vocabulary and config."""
@@ -65,9 +71,11 @@ class Checkpoint:
         old = self.config.encode
         keep = config.encode == old
         log_lrs = self.log_lrs if keep else {}
-        if not keep and replace(config.encode, inner_steps=old.inner_steps) == old:
+        # the LRs belong to the fast weights and steps, not to the fact-length budget
+        same_weights = replace(config.encode, inner_steps=old.inner_steps, max_fact_tokens=old.max_fact_tokens) == old
+        if not keep and same_weights:
             log_lrs = {n: regroup_lrs(v, config.encode.inner_steps) for n, v in self.log_lrs.items()}
-        return replace(self, config=config, log_lrs=log_lrs, lora_init=self.lora_init if keep else {})
+        return replace(self, config=config, log_lrs=log_lrs, lora_init=self.lora_init if keep or same_weights else {})
 
 
 def regroup_lrs(log_lr: torch.Tensor, steps: int) -> torch.Tensor:

@@ -53,13 +53,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--config", required=True, help="training/configs/NAME.yaml")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
 
-    v = sub.add_parser("eval", help="accuracy on a ProofWriter file (either shared format)")
+    v = sub.add_parser("eval", help="accuracy on a ProofWriter file (any of the three shared formats)")
     v.add_argument("--model", default="models/reckoning-proofwriter")
     v.add_argument("--data", default=None, help="default: $RECKONING_DATA_DIR/proofwriter/owa_dev_natlang.jsonl")
     v.add_argument("--setting", choices=["full-theory", "proof-only"], default="full-theory")
     v.add_argument("--method", choices=["reckoning", "icr", "no-knowledge"], default="reckoning")
     v.add_argument("--out", default=None)
     v.add_argument("--limit", type=int, default=None, help="first N theories only")
+    v.add_argument("--split", choices=["all", "dev", "train"], default="all",
+                   help="depth5_mixed format only: the held-out dev contexts, the training ones, or all")
     v.add_argument("--threads", type=int, default=None)
     v.add_argument("--no-recall", dest="recall", action="store_false")
 

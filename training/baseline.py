@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
+from reckoning_core.checkpoint import Checkpoint
 from reckoning_core.config import PromptFormat
 from reckoning_core.fast_weights import forward
 from reckoning_core.losses import IGNORE, answer_loss, lm_loss
-from training.data.episode import Question
+from training.config import TrainConfig
+from training.data.episode import Episode, Question
+from training.data.sampling import knowledge_for, pick_questions
 
 
 def _ids(tok: PreTrainedTokenizerBase, text: str) -> list[int]:
@@ -107,3 +111,37 @@ def icr_loss(model: nn.Module, params: Mapping[str, Tensor], tok: PreTrainedToke
         total_loss = total_loss + loss
         correct += int((choice.argmax(-1) == tgt).sum())
     return total_loss / len(questions), correct, len(questions)
+
+
+def fit_context(ckpt: Checkpoint, facts: list[str], questions: list[Question],
+                reserve: int = 48) -> tuple[list[str], list[Question]]:
+    """Knowledge that fits the position window: the full set if it does, else only the proofs' sentences of
+    fewer and fewer of the questions. Labels hold under that cut: a proof keeps its sentences, and removing
+    sentences never makes an Unknown provable (open world, monotone rules)."""
+    limit = ckpt.model.config.n_positions - reserve
+    prompt = ckpt.config.prompt
+    facts_tpl, _ = split_in_context(prompt)
+
+    def length(fs: list[str]) -> int:
+        return len(_ids(ckpt.tokenizer, facts_tpl.format(facts=prompt.context_text(fs)))) + 1
+
+    while length(facts) > limit and len(questions) > 1:
+        questions = questions[: len(questions) // 2]
+        keep = {f for q in questions for f in (q.proof_facts or ())}
+        facts = [f for f in facts if f in keep]
+    if length(facts) > limit:
+        raise ValueError(f"even one question's proof does not fit {limit} tokens in context")
+    return facts, questions
+
+
+def icr_episode_loss(ckpt: Checkpoint, cfg: TrainConfig, ep: Episode, label_ids: dict[str, int],
+                     rng: random.Random) -> tuple[Tensor, int, int, float]:
+    """FT-ICR's outer-step loss for one theory: the facts in the prompt, no inner loop (nan inner loss)."""
+    questions = pick_questions(ep, cfg.max_questions, rng)
+    facts = knowledge_for(ep, questions, cfg.knowledge, rng, cfg.proof_share)
+    facts, questions = fit_context(ckpt, facts, questions)
+    params = dict(ckpt.model.named_parameters())
+    loss, correct, n = icr_loss(ckpt.model, params, ckpt.tokenizer, ckpt.config.prompt, facts, questions,
+                                label_ids, cfg.icr_blocks_per_row, cfg.icr_lm_weight, cfg.icr_lm_questions,
+                                cfg.icr_copy_weight)
+    return loss, correct, n, float("nan")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import torch
 
 from reckoning_core.reckoner import Reckoner
 from training.config import TrainConfig
+from training.data.depth5 import read_depth5_mixed
+from training.data.episode import Episode
 from training.data.proofwriter import read_proofwriter
+from training.data.sampling import split_depth5
 from training.evaluate import evaluate, write_json
 
 DEFAULT_MODEL = Path("models/reckoning-proofwriter")
@@ -23,19 +27,62 @@ def train_cmd(config: str | None, overrides: list[str] | None = None) -> Path:
     return best
 
 
+GENERATED_SEED = 20261130  # evaluation sets: a seed no training stream uses
+
+
+def generated_sets(spec: str) -> list[Episode]:
+    """`generated:SIZES:N`: solver-labelled full-language sets from the generator, all grammars in turn.
+    SIZES is a range (`1-4`: N sets, sizes drawn uniformly) or a list (`1,2,4,8`: N sets of each size)."""
+    from training.data.pw_gen import GRAMMARS, generate_full_episode
+
+    parts = spec.split(":")
+    if len(parts) != 3 or parts[0] != "generated":
+        raise SystemExit(f"--data {spec!r}: expected generated:SIZES:N, e.g. generated:1-4:200")
+    rng = random.Random(GENERATED_SEED)
+    n = int(parts[2])
+    if "-" in parts[1]:
+        lo, hi = (int(x) for x in parts[1].split("-"))
+        sizes = [rng.randint(lo, hi) for _ in range(n)]
+    else:
+        sizes = [int(x) for x in parts[1].split(",") for _ in range(n)]
+    return [generate_full_episode(rng, i, n_sentences=size, grammar=GRAMMARS[i % len(GRAMMARS)])
+            for i, size in enumerate(sizes)]
+
+
+def read_eval_data(path: str | Path, split: str = "all") -> list[Episode]:
+    """Any of the shared formats: depth5_mixed (a JSON list of questions), owa_dev_natlang or owa_train (JSONL),
+    or `generated:SIZES:N` (see generated_sets). `split` picks the held-out dev contexts (or the training
+    ones) of a depth5_mixed file."""
+    if str(path).startswith("generated:"):
+        return generated_sets(str(path))
+    with open(path, encoding="utf-8") as f:
+        head = f.read(1).strip() or f.read(64).strip()[:1]
+    if head == "[":
+        episodes = read_depth5_mixed(path)
+        if split == "all":
+            return episodes
+        train, dev = split_depth5(episodes)
+        return dev if split == "dev" else train
+    if split != "all":
+        raise SystemExit(f"--split {split} applies to depth5_mixed files only, not {Path(path).name}")
+    return read_proofwriter(path)
+
+
 def eval_cmd(model: str | Path = DEFAULT_MODEL, data: str | Path | None = None, setting: str = "full-theory",
              method: str = "reckoning", out: str | Path | None = None, limit: int | None = None,
-             threads: int | None = None, device: str = "cpu", recall: bool = True) -> dict:
+             threads: int | None = None, device: str = "cpu", recall: bool = True, split: str = "all") -> dict:
     if threads:
         torch.set_num_threads(threads)
     if data is None:
         from training.data.episode import data_dir
 
         data = data_dir() / "proofwriter" / "owa_dev_natlang.jsonl"
-    episodes = read_proofwriter(data)[:limit] if limit else read_proofwriter(data)
+    episodes = read_eval_data(data, split)
+    episodes = episodes[:limit] if limit else episodes
     reckoner = Reckoner.from_pretrained(model, device=device)
     result = evaluate(reckoner, episodes, method=method, setting=setting,
                       with_recall=recall and method == "reckoning", progress=True)
-    result = {**result, "model": str(model), "data": Path(data).name}
+    name = str(data) if str(data).startswith("generated:") else Path(data).name
+    result = {**result, "model": str(model), "data": name, "split": split}
     write_json(result, out)
     return result

@@ -34,6 +34,8 @@ class TrainConfig:
     easy_fraction: float = 0.0  # curriculum: share of small theories at step 0 ...
     easy_until: int = 0  # ... decaying linearly to none at this step (0 = no curriculum)
     easy_kind: str = "small"  # "small" theories (<= 6 facts, <= 2 rules) or "lookup" (1-4 facts, no rules)
+    mix: dict[str, float] = field(default_factory=dict)  # source -> weight (training.data.sampling.MixSampler)
+    val_sets: list[str] = field(default_factory=lambda: ["owa"])  # held-out sets for model selection (mean)
     knowledge: str = "full"  # "full" theory, "proof" only, or "mix" (curriculum: proof-only share below)
     proof_share: float = 0.0
     # optimisation
@@ -53,6 +55,8 @@ class TrainConfig:
     fast_patterns: list[str] = field(default_factory=lambda: [r"\.mlp\."])
     fast_rank: int = 8
     order: str = "second"  # "second" or "first"
+    max_fact_tokens: int = 64  # a fact row's token budget (EncodeConfig.max_fact_tokens)
+    pack_facts: bool = True  # several facts per inner-loop row (same loss as padded rows, tested)
     fact_template: str = "{fact}"  # how facts are written for the inner loop (PromptFormat.fact)
     fact_weight: float = 0.5  # multi-task: weight of the post-adaptation fact loss (0 = single-task)
     # ICR
@@ -69,6 +73,7 @@ class TrainConfig:
     save_every: int = 50
     log_every: int = 10
     save_dtype: str = "float32"
+    log_episodes: bool = False  # write each rank's episode ids per step (episodes-rankN.jsonl)
 
     @classmethod
     def load(cls, path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:

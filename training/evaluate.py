@@ -28,6 +28,27 @@ def knowledge_groups(ep: Episode, setting: str) -> list[tuple[list[str], list[Qu
     return [(list(k), v) for k, v in groups.items()]
 
 
+def fits_in_context(reckoner: Reckoner, facts: list[str], questions: list[str]) -> bool:
+    """Whether the longest in-context prompt (with its answer token) fits the model's position window."""
+    limit = getattr(reckoner.model.config, "n_positions", None) or reckoner.model.config.max_position_embeddings
+    prompt = reckoner.config.prompt
+    longest = max(len(reckoner.tokenizer(prompt.in_context_prompt(facts, q))["input_ids"]) for q in questions)
+    return longest + 2 <= limit  # + <bos> and the answer
+
+
+SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
+def size_bucket(n_facts: int) -> str:
+    """Knowledge-set size as a bucket label: "1", "2-4", "5-8", ..., "33-64", "65+"."""
+    lo = 1
+    for hi in SIZE_BUCKETS:
+        if n_facts <= hi:
+            return str(hi) if lo == hi else f"{lo}-{hi}"
+        lo = hi + 1
+    return f"{lo}+"
+
+
 def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "reckoning",
              setting: str = "full-theory", with_recall: bool = True, progress: bool = False) -> dict[str, Any]:
     if method not in ("reckoning", "icr", "no-knowledge"):
@@ -35,11 +56,17 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
     hits: dict[str, list[int]] = defaultdict(list)
     by_answer: dict[str, list[int]] = defaultdict(list)
     by_depth: dict[str, list[int]] = defaultdict(list)
+    by_grammar: dict[str, list[int]] = defaultdict(list)
+    by_size: dict[str, list[int]] = defaultdict(list)
     recalls: list[float] = []
+    too_long = 0
     t0 = time.perf_counter()
     for ep in tqdm(episodes, disable=not progress, desc=f"eval {method} {setting}"):
         for facts, questions in knowledge_groups(ep, setting):
             texts = [q.text for q in questions]
+            if method == "icr" and not fits_in_context(reckoner, facts, texts):
+                too_long += len(questions)  # the facts do not fit the context window: no in-context answer
+                continue
             if method == "icr":
                 answers = reckoner.answer_in_context(facts, texts)
             elif method == "no-knowledge":
@@ -55,6 +82,9 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
                 by_answer[q.answer].append(ok)
                 if q.depth is not None:
                     by_depth[str(q.depth)].append(ok)
+                if q.grammar is not None:
+                    by_grammar[q.grammar].append(ok)
+                by_size[size_bucket(len(facts))].append(ok)
     acc = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
     out: dict[str, Any] = {
         "accuracy": acc(hits["all"]),
@@ -66,6 +96,12 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
         "recall": round(sum(recalls) / len(recalls), 4) if recalls else None,
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    if method == "icr":
+        out["n_questions_beyond_context"] = too_long
+    out["by_size"] = {k: {"accuracy": acc(v), "n": len(v)}
+                      for k, v in sorted(by_size.items(), key=lambda kv: int(kv[0].rstrip("+").split("-")[0]))}
+    if by_grammar:
+        out["by_grammar"] = {k: {"accuracy": acc(v), "n": len(v)} for k, v in sorted(by_grammar.items())}
     if by_depth and all(q.depth is not None for ep in episodes for q in ep.questions if q.answer != "Unknown"):
         out["by_depth"] = {k: {"accuracy": acc(v), "n": len(v)} for k, v in sorted(by_depth.items())}
     return out

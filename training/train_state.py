@@ -1,8 +1,13 @@
-"""Resumable trainer state: optimizer tensors as safetensors, counters and RNG as JSON (never pickle)."""
+"""Resumable trainer state: optimizer tensors as safetensors, counters and per-rank RNG as JSON (never pickle),
+and the atomic save of a checkpoint folder."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +58,25 @@ def rng_to_json(state: tuple) -> list:
 
 def rng_from_json(state: list) -> tuple:
     return (state[0], tuple(state[1]), state[2])
+
+
+def rank_rng_state(saved: list[list], rank: int) -> tuple:
+    """This rank's saved RNG state. A run resumed with more ranks than it saved gives the new ranks a state
+    derived from rank 0's and their rank, so no two ranks ever draw the same episodes."""
+    if rank < len(saved):
+        return rng_from_json(saved[rank])
+    digest = hashlib.sha256(json.dumps([saved[0], rank]).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big")).getstate()
+
+
+def atomic_save(dest: Path, write: Callable[[Path], None]) -> None:
+    """Write into DEST.tmp, then swap it in: an interrupted save never leaves a half-written checkpoint."""
+    tmp = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    write(tmp)
+    old = dest.with_name(dest.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dest.exists():
+        dest.rename(old)
+    tmp.rename(dest)
+    shutil.rmtree(old, ignore_errors=True)

@@ -51,3 +51,25 @@ def test_changing_inner_steps_regroups_the_learned_lr_schedule(tiny_gpt2: Path) 
     changed = replace(ckpt.config.encode, inner_steps=2, init_lr=enc.init_lr * 2)
     other = ckpt.with_config(replace(ckpt.config, encode=changed))
     assert all(torch.allclose(v.exp(), torch.full((2,), enc.init_lr * 2)) for v in other.log_lrs.values())
+
+
+def test_learned_lrs_that_do_not_match_the_model_fail_to_load(tiny_gpt2: Path, tmp_path: Path) -> None:
+    import pytest
+    from safetensors.torch import load_file, save_file
+
+    from reckoning_core.checkpoint import STATE_FILE, CheckpointError
+
+    good = load_checkpoint(tiny_gpt2)
+    steps = good.config.encode.inner_steps
+    for name, change in [("missing", lambda s: dict(list(s.items())[1:])),
+                         ("wrong-shape", lambda s: {k: torch.zeros(steps + 1) for k in s}),
+                         ("renamed", lambda s: {k + ".x": v for k, v in s.items()})]:
+        path = tmp_path / name
+        shutil.copytree(tiny_gpt2, path)
+        state = load_file(str(path / STATE_FILE))
+        lrs = {k: v for k, v in state.items() if k.startswith("log_lr/")}
+        rest = {k: v for k, v in state.items() if not k.startswith("log_lr/")}
+        changed = {"log_lr/" + k: v for k, v in change({k[7:]: v for k, v in lrs.items()}).items()}
+        save_file({**rest, **changed}, str(path / STATE_FILE))
+        with pytest.raises(CheckpointError, match="learned inner LRs do not match"):
+            load_checkpoint(path)  # never a silent fallback to init_lr

@@ -1,4 +1,4 @@
-"""ProofWriter: sentence grammar, an open-world forward-chaining solver, and readers for both shared formats."""
+"""ProofWriter's owa grammar (`Theory`, solved by pw_logic) and readers for the shared formats."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.data import pw_logic
+from training.data.depth5 import read_depth5_mixed
 from training.data.episode import Episode, Question
+from training.data.pw_logic import Proof
 
 LABELS = ("True", "False", "Unknown")
 
@@ -47,31 +50,18 @@ class Theory:
         return sorted({e for e, _ in self.facts})
 
 
-@dataclass(frozen=True)
-class Proof:
-    depth: int
-    support: frozenset[str]  # the fact and rule sentences the proof uses
-
-
 def closure(theory: Theory) -> dict[tuple[str, str], Proof]:
-    """Every provable atom with its shallowest proof (open world, no negation in theories)."""
-    proven = {atom: Proof(0, frozenset({s})) for atom, s in theory.facts.items()}
-    entities = theory.entities()
-    changed = True
-    while changed:
-        changed = False
-        for rule in theory.rules:
-            for e in entities:
-                premises = [proven.get((e, c)) for c in rule.conditions]
-                if any(p is None for p in premises):
-                    continue
-                depth = 1 + max(p.depth for p in premises if p is not None)
-                old = proven.get((e, rule.conclusion))
-                if old is None or depth < old.depth:
-                    support = frozenset({rule.text}).union(*(p.support for p in premises if p))
-                    proven[(e, rule.conclusion)] = Proof(depth, support)
-                    changed = True
-    return proven
+    """Every provable atom with its shallowest proof (open world; this grammar has no negation).
+
+    The owa grammar is a fragment of the full language, so pw_logic's solver does the work.
+    """
+    full = pw_logic.Theory(
+        tuple((pw_logic.Literal(e, pw_logic.IS, a), s) for (e, a), s in theory.facts.items()),
+        tuple(pw_logic.Rule(tuple(pw_logic.Literal(pw_logic.VAR, pw_logic.IS, c) for c in r.conditions),
+                            pw_logic.Literal(pw_logic.VAR, pw_logic.IS, r.conclusion), r.text)
+              for r in theory.rules),
+    )
+    return {(lit.subject, lit.object): p for lit, p in pw_logic.solve(full).proofs.items()}
 
 
 def parse_question(text: str) -> tuple[str, str, bool]:
@@ -160,7 +150,11 @@ def read_owa_train(path: str | Path) -> Iterator[Episode]:
 
 
 def read_proofwriter(path: str | Path) -> list[Episode]:
-    """Either shared format, told apart by the first record's keys."""
+    """Any shared format: a JSON list is depth5_mixed's; JSON lines are told apart by the first record's keys."""
+    with open(path, encoding="utf-8") as f:
+        head = f.read(4096).lstrip()
+    if head.startswith("["):
+        return read_depth5_mixed(path)
     with open(path, encoding="utf-8") as f:
         first = json.loads(next(line for line in f if line.strip()))
     reader = read_natlang if "triples" in first else read_owa_train
