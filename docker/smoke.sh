@@ -155,15 +155,20 @@ status="$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/j
 [[ "$status" == 401 ]] || die "POST /encode without a key answered $status, expected 401"
 say "POST /encode without the key -> 401"
 
-facts='{"facts": ["Bob is big.", "Anne is kind.", "If someone is big then they are strong.",
-  "If someone is strong and kind then they are nice.", "Anne is big."]}'
+# A ProofWriter dev theory (owa_dev_natlang AttNonegNatLang-OWA-235, also the playground's example):
+# Bob is round in 1 step, big in 2, young in 3; whether Fred is young is unknown.
+facts='{"facts": ["Bob is nice.", "Bob is kind.", "Bob is blue.", "Fred is green.", "Fred is blue.",
+  "Harry is round.", "Harry is blue.", "If someone is kind and nice then they are round.",
+  "If someone is green and kind and round then they are young.",
+  "If someone is big and kind and round then they are red.", "If someone is big and blue then they are young.",
+  "If someone is nice and round then they are big.", "If someone is rough and blue and round then they are nice."]}'
 curl -fsS "${auth[@]}" -H 'Content-Type: application/json' -d "$facts" "$url/encode" -o "$work/encode.json" \
   || die "POST /encode failed"
 say "POST /encode -> $(cat "$work/encode.json")"
 kid="$(json 'd["knowledge_id"]' < "$work/encode.json")"
 [[ "$(json 'd["cached"]' < "$work/encode.json")" == False ]] || die "a fresh set came back cached"
 
-ask="{\"knowledge_id\": \"$kid\", \"questions\": [\"Anne is nice.\", \"Bob is strong.\", \"Bob is not big.\"]}"
+ask="{\"knowledge_id\": \"$kid\", \"questions\": [\"Bob is young.\", \"Bob is not big.\", \"Fred is young.\"]}"
 curl -fsS "${auth[@]}" -H 'Content-Type: application/json' -d "$ask" "$url/ask" -o "$work/ask.json" \
   || die "POST /ask failed"
 say "POST /ask -> $(cat "$work/ask.json")"
@@ -174,8 +179,8 @@ curl -fsS "${auth[@]}" -H 'Content-Type: application/json' -d "$facts" "$url/enc
 say "POST /encode again -> cached: true, encode_ms: $(json 'd["encode_ms"]' < "$work/encode2.json")"
 
 # The CLI shipped in the image, run inside the api container.
-cli="$(p exec -e RECKONING_API_KEY="$api_key" "$api_ctr" reckoning ask --url "$url" "$kid" "Bob is strong.")"
-say "reckoning ask (inside the container) -> $(echo "$cli" | json 'd["answers"][0]["answer"]')"
+cli="$(p exec -e RECKONING_API_KEY="$api_key" "$api_ctr" reckoning ask --url "$url" "$kid" "Bob is round.")"
+say "reckoning ask (inside the container) \"Bob is round.\" -> $(echo "$cli" | json 'd["answers"][0]["answer"]')"
 keys="$(p exec "$redis_ctr" redis-cli -p "$redis_port" --scan --pattern 'reckoning*' | wc -l)"
 ((keys > 0)) || die "nothing was written to Redis"
 say "redis holds $keys reckoning keys (facts and delta)"
