@@ -62,7 +62,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 say "podman $(podman --version | awk '{print $3}'), runc $(runc --version | awk 'NR==1{print $3}'), $(nproc) CPUs, CONTAINERS_CONF=${CONTAINERS_CONF#"$REPO"/}"
-say "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)')"
+say "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet HEAD 2>/dev/null || echo ' (dirty tree)'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---------------------------------------------------------------- 1. images
 t0=$SECONDS
