@@ -12,6 +12,10 @@
 #                      behind a TLS-inspecting proxy). Never written into an image layer.
 #   RECKONING_MODEL    folder under models/ to serve (default reckoning-proofwriter)
 #
+# Images are kept as podman's build cache. To reclaim the disk:
+#   podman rmi localhost/reckoning-api:smoke localhost/reckoning-redis:smoke localhost/reckoning-base:bookworm
+#   podman image prune        (removes every dangling image, including other projects')
+#
 # Podman flags from DESIGN §4: runc, cgroupfs, the host network, and CONTAINERS_CONF without default
 # ulimits or pids limit. With the host network both containers listen on 127.0.0.1 only, on free ports.
 set -euo pipefail
@@ -177,6 +181,10 @@ say "answers: $(json "'; '.join(a['question'] + ' ' + a['answer'] + ' (p=%.2f)' 
 curl -fsS "${auth[@]}" -H 'Content-Type: application/json' -d "$facts" "$url/encode" -o "$work/encode2.json"
 [[ "$(json 'd["cached"]' < "$work/encode2.json")" == True ]] || die "re-encoding the same set was not cached"
 say "POST /encode again -> cached: true, encode_ms: $(json 'd["encode_ms"]' < "$work/encode2.json")"
+
+curl -fsS "$url/playground" | grep -q '<title>reckoning playground</title>' || die "GET /playground failed"
+curl -fsS "$url/playground/playground.js" -o /dev/null || die "the playground's script is not served"
+say "GET /playground -> 200 (page and script served from the installed package)"
 
 # The CLI shipped in the image, run inside the api container.
 cli="$(p exec -e RECKONING_API_KEY="$api_key" "$api_ctr" reckoning ask --url "$url" "$kid" "Bob is round.")"
