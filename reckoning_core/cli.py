@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     elif cmd == "eval":
         _call("training.cli", "eval_cmd", **args)
     elif cmd == "bench":
-        _call("service.bench", "bench_cmd", **args)
+        _call("benchmarks.run", "bench_cmd", **args)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """A/B of service settings over HTTP: the bench's hot-vs-distinct load, once per variant, variants alternated.
 
-    python -m service.bench.ab --variant before:RECKONING_LOAD_WORKERS=0 \\
+    python -m benchmarks.ab --variant before:RECKONING_LOAD_WORKERS=0 \\
         --variant after:RECKONING_LOAD_WORKERS=1 --out results/ab-load-workers.json
 
 Every variant gets its own redis-server and API process with the bench's defaults plus its RECKONING_*
@@ -19,11 +19,11 @@ from typing import Any
 
 import torch
 
+from benchmarks.config import BenchConfig, threads_from_env
+from benchmarks.data import load_dev_theories, typical_theory
+from benchmarks.http import http_figures
+from benchmarks.timing import git_info, machine_info
 from reckoning_core.reckoner import Reckoner
-from service.bench.config import BenchConfig, threads_from_env
-from service.bench.data import load_dev_theories, typical_theory
-from service.bench.http import http_figures
-from service.bench.timing import git_info, machine_info
 from service.engine import stored_form
 from service.settings import Settings
 
