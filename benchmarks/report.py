@@ -1,6 +1,5 @@
 """Targets and the markdown performance table rendered from bench.json (reckoning bench report)."""
 
-import argparse
 import json
 import math
 import re
@@ -206,21 +205,13 @@ def splice_readme(readme: Path, data: dict[str, Any]) -> None:
     readme.write_text(pattern.sub(lambda _: block, text))
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Render bench.md (and optionally the README table) from bench.json.")
-    p.add_argument("json", nargs="?", default="results/bench.json")
-    p.add_argument("--md", default=None, help="default: bench.md beside the JSON")
-    p.add_argument("--readme", default=None, help="also rewrite the table between the bench markers of this file")
-    args = p.parse_args(argv)
-    src = Path(args.json)
+def report_cmd(json_path: str = "results/bench.json", md: str | None = None, readme: str | None = None) -> None:
+    """`reckoning bench report`: bench.md (beside the JSON unless `md` is given) from a bench.json."""
+    src = Path(json_path)
     data = json.loads(src.read_text())
-    md = Path(args.md) if args.md else src.with_name("bench.md")
-    md.write_text(render_markdown(data, str(src)))
-    print(f"wrote {md}")
-    if args.readme:
-        splice_readme(Path(args.readme), data)
-        print(f"updated {args.readme}")
-
-
-if __name__ == "__main__":
-    main()
+    out = Path(md) if md else src.with_name("bench.md")
+    out.write_text(render_markdown(data, str(src)))
+    print(f"wrote {out}")
+    if readme:
+        splice_readme(Path(readme), data)
+        print(f"updated {readme}")

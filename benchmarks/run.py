@@ -105,9 +105,9 @@ def write_outputs(data: dict[str, Any], out: Path) -> dict[str, Path]:
 
 def bench_cmd(quick: bool = False, out: str = "results/bench.json", model: str = "models/reckoning-proofwriter",
               threads: int | None = None) -> None:
-    """`reckoning bench [--quick] [--out FILE] [--model DIR]`; torch threads from RECKONING_BENCH_THREADS (1)."""
+    """`reckoning bench run [--quick] [--out FILE] [--model DIR]`; torch threads from RECKONING_BENCH_THREADS (1)."""
     if not Path(model).is_dir():
-        sys.exit(f"reckoning bench: model folder {model!r} does not exist (pass --model DIR)")
+        sys.exit(f"reckoning bench run: model folder {model!r} does not exist (pass --model DIR)")
     cfg = BenchConfig.preset(quick=quick, model=model, out=out, threads=threads)
     data = run_bench(cfg)
     paths = write_outputs(data, cfg.out)

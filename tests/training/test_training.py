@@ -70,7 +70,7 @@ def test_the_fact_repeat_block_adds_its_copy_loss_without_touching_the_answers(t
 
 
 def _train(config: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "reckoning_core.cli", "train", "--config", str(config),
+    cmd = [sys.executable, "-m", "reckoning_cli", "train", "--config", str(config),
            "--set", f"out_dir={out}", *extra]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -110,7 +110,7 @@ def test_two_process_data_parallel_training(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-           "-m", "reckoning_core.cli", "train", "--config", str(REPO / "training/configs/smoke.yaml"),
+           "-m", "reckoning_cli", "train", "--config", str(REPO / "training/configs/smoke.yaml"),
            "--set", f"out_dir={out}", "--set", "max_steps=2", "--set", "eval_every=2", "--set", "batch_theories=1"]
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
                        env={**os.environ, "OMP_NUM_THREADS": "1"})
