@@ -86,10 +86,13 @@ def icr_loss(model: nn.Module, params: Mapping[str, Tensor], tok: PreTrainedToke
         chunk = questions[i : i + blocks_per_row]
         tokens, spans, where, targets = packed_row(tok, prompt, facts, chunk, label_ids)
         prefix_len = spans[0][0]
-        if copy_weight:
+        # the repeat block's positions run to 2 x the prefix: only where that fits the position window
+        window: int = getattr(model, "config").n_positions  # noqa: B009 (nn.Module is untyped here)
+        copy = bool(copy_weight) and 2 * prefix_len - 1 <= window
+        if copy:
             repeat = (len(tokens), len(tokens) + prefix_len - 1)
             tokens = tokens + tokens[1:prefix_len]  # the facts text again, without <bos>
-        mask, pos = block_mask(prefix_len, [*spans, repeat] if copy_weight else spans, len(tokens))
+        mask, pos = block_mask(prefix_len, [*spans, repeat] if copy else spans, len(tokens))
         ids = torch.tensor([tokens], device=device)
         logits = forward(model, params, ids, mask.to(device), position_ids=pos.to(device))  # (1, T, V)
         choice = logits[0, torch.tensor(where, device=device)][:, label_tensor]  # (Q, 3)
@@ -104,7 +107,7 @@ def icr_loss(model: nn.Module, params: Mapping[str, Tensor], tok: PreTrainedToke
                 for s, e in spans:  # not the first token (predicted from another block), not the label
                     labels[0, s + 1 : e - 1] = ids[0, s + 1 : e - 1]
             loss = loss + lm_weight * lm_loss(logits, labels) * len(chunk)
-        if copy_weight:
+        if copy:
             labels = torch.full((1, len(tokens)), IGNORE, device=device)
             labels[0, repeat[0] + 1 : repeat[1]] = ids[0, repeat[0] + 1 : repeat[1]]
             loss = loss + copy_weight * lm_loss(logits, labels) * len(chunk)

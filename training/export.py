@@ -1,8 +1,7 @@
-"""Ship a run: copy its best checkpoint into models/NAME with its config, log and a provenance note."""
+"""`reckoning export`: copy a run's best checkpoint into models/NAME with its config, log and a provenance note."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
@@ -62,19 +61,3 @@ def export(run: Path, dest: Path, commands: list[str], checkpoint: str = "best",
     ]
     (dest / "TRAINING.md").write_text("\n".join(note) + "\n")
     return dest
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("run", type=Path)
-    ap.add_argument("dest", type=Path)
-    ap.add_argument("--command", action="append", default=[], help="the command(s) that trained it, in order")
-    ap.add_argument("--checkpoint", choices=["best", "last"], default="best")
-    ap.add_argument("--resumed-console", action="append", type=Path, default=[],
-                    help="console log of a resumed stage, in order (RUN.log is the first stage's)")
-    args = ap.parse_args()
-    print(export(args.run, args.dest, args.command, args.checkpoint, args.resumed_console))
-
-
-if __name__ == "__main__":
-    main()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 from pathlib import Path
@@ -14,16 +13,38 @@ README = Path("README.md")
 
 # (name, model folder, method, settings): what results/ reports
 RUNS: list[tuple[str, str, str, tuple[str, ...]]] = [
+    ("RECKONING full language", "models/reckoning-full", "reckoning", ("full-theory", "proof-only")),
+    ("FT-ICR full language", "models/icr-full", "icr", ("full-theory", "proof-only")),
     ("RECKONING multi-task", "models/reckoning-proofwriter", "reckoning", ("full-theory", "proof-only")),
     ("RECKONING K=2 (option)", "models/reckoning-proofwriter-k2", "reckoning", ("full-theory", "proof-only")),
     ("RECKONING single-task", "models/reckoning-single-task", "reckoning", ("full-theory", "proof-only")),
     ("FT-ICR", "models/icr-proofwriter", "icr", ("full-theory", "proof-only")),
     ("RECKONING, inner loop off", "models/reckoning-proofwriter", "no-knowledge", ("full-theory",)),
 ]
-CURVES = {"FT-ICR": "models/icr-proofwriter/training/log.jsonl",
+CURVES = {"RECKONING full language": "models/reckoning-full/training/log.jsonl",
+          "FT-ICR full language": "models/icr-full/training/log.jsonl",
+          "FT-ICR": "models/icr-proofwriter/training/log.jsonl",
           "RECKONING multi-task": "models/reckoning-proofwriter/training/log.jsonl",
           "RECKONING single-task": "models/reckoning-single-task/training/log.jsonl",
           "RECKONING K=2 (option)": "models/reckoning-proofwriter-k2/training/log.jsonl"}
+
+
+# The full-language evaluations: (tag, --data, --split). depth5-dev is held out from training (contexts split by
+# hash, training.data.sampling.split_depth5); depth5-all includes the contexts the new models trained on.
+DEPTH5 = "proofwriter/depth5_mixed_train.json"
+FULL_EVALS: list[tuple[str, str, str]] = [
+    ("depth5-dev", DEPTH5, "dev"),
+    ("depth5-all", DEPTH5, "all"),
+    ("gen-1-4", "generated:1-4:200", "all"),
+    ("size-curve", "generated:1,2,4,8,16,32,64:24", "all"),
+    ("handwritten", "training/evalsets/handwritten.json", "all"),  # small hand-written sets (repo file)
+]
+# (name, model folder, method) evaluated on FULL_EVALS
+FULL_RUNS: list[tuple[str, str, str]] = [
+    ("RECKONING full language", "models/reckoning-full", "reckoning"),
+    ("FT-ICR full language", "models/icr-full", "icr"),
+    ("RECKONING owa (previous default)", "models/reckoning-proofwriter", "reckoning"),
+]
 
 
 def eval_path(model: str, method: str, setting: str) -> Path:
@@ -43,6 +64,77 @@ def run_evals(force: bool, threads: int | None, limit: int | None) -> None:
                 continue
             eval_cmd(model=model, setting=setting, method=method, out=out, threads=threads, limit=limit,
                      recall=method == "reckoning")
+
+
+def run_full_evals(force: bool, threads: int | None) -> None:
+    from training.cli import eval_cmd
+    from training.data.episode import data_dir
+
+    for _, model, method in FULL_RUNS:
+        if not Path(model).exists():
+            print(f"skip {model}: not found")
+            continue
+        for tag, data, split in FULL_EVALS:
+            out = eval_path(model, method, tag)
+            if out.exists() and not force:
+                continue
+            path = data if data.startswith(("generated:", "training/")) else str(data_dir() / data)
+            eval_cmd(model=model, data=path, split=split, method=method, out=out, threads=threads,
+                     recall=method == "reckoning")
+
+
+def full_table() -> str:
+    """The full-language figures side by side, from results/eval/*--{depth5-dev,depth5-all,gen-1-4}.json."""
+    grammars = ("AttNoneg", "AttNeg", "RelNoneg", "RelNeg")
+    rows = ["| model | depth5 dev (held out) | " + " | ".join(grammars) + " | depth5 all 3,000 | generated 1-4 "
+            "sentences | hand-written sets | fact recall |", "|---|---|" + "---|" * len(grammars) + "---|---|---|---|"]
+    for name, model, method in FULL_RUNS:
+        got = {tag: eval_path(model, method, tag) for tag, _, _ in FULL_EVALS}
+        if not got["depth5-dev"].exists():
+            continue
+        dev = json.loads(got["depth5-dev"].read_text())
+        alls = json.loads(got["depth5-all"].read_text()) if got["depth5-all"].exists() else {}
+        gen = json.loads(got["gen-1-4"].read_text()) if got["gen-1-4"].exists() else {}
+        hand = json.loads(got["handwritten"].read_text()) if got["handwritten"].exists() else {}
+        by_g = dev.get("by_grammar", {})
+        rows.append(f"| {name} | **{_pct(dev['accuracy'])}** | "
+                    + " | ".join(_pct(by_g.get(g, {}).get("accuracy")) for g in grammars)
+                    + f" | {_pct(alls.get('accuracy'))} | {_pct(gen.get('accuracy'))} | {_pct(hand.get('accuracy'))} | "
+                    f"{_pct(gen.get('recall'))} |")
+    return "\n".join(rows)
+
+
+def size_plot() -> str | None:
+    """Accuracy against knowledge-set size (generated sets, 1 to 64 sentences) for every full-language run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = False
+    for name, model, method in FULL_RUNS:
+        p = eval_path(model, method, "size-curve")
+        if not p.exists():
+            continue
+        by_size = json.loads(p.read_text()).get("by_size", {})
+        pts = [(int(k.split("-")[-1].rstrip("+")), v["accuracy"]) for k, v in by_size.items()
+               if v["accuracy"] is not None]
+        pts.sort()
+        ax.plot([x for x, _ in pts], [100 * y for _, y in pts], marker="o", label=name)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.axhline(100 / 3, color="grey", ls=":", label="chance (3-way)")
+    ax.set_xscale("log", base=2)
+    ax.set(xlabel="knowledge-set size (sentences)", ylabel="accuracy (%)", ylim=(0, 100),
+           title="solver-labelled generated sets, all four grammars, open vocabulary")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "accuracy_by_size.png", dpi=110)
+    plt.close(fig)
+    return "accuracy_by_size.png"
 
 
 def _pct(x: float | None) -> str:
@@ -139,10 +231,17 @@ def plots() -> list[str]:
 
 
 def render() -> str:
-    md = ["### Accuracy on owa_dev_natlang (3-way, majority class 50%)", "",
+    md = ["### The full ProofWriter language (3-way, chance 33%)", "",
+          "Real ProofWriter depth-5 questions in all four grammars (`depth5_mixed_train.json`). The dev column is "
+          "the 20% of its contexts held out from training (split by a hash of the context); the 3,000 column "
+          "includes the contexts the full-language models trained on. Generated sets are solver-labelled, open "
+          "vocabulary, never seen in training (fixed seed). Generated by `reckoning report` from "
+          "`results/eval/*.json`.", "", full_table(), "",
+          "![accuracy by knowledge-set size](results/accuracy_by_size.png)", "",
+          "### Accuracy on owa_dev_natlang (3-way, majority class 50%)", "",
           "Full theory means every fact and rule of the theory is the knowledge, distractors included. "
           "Proof-only means the knowledge is just the facts and rules of the question's proof. "
-          "Numbers are in %, generated by `python -m training.report` from `results/eval/*.json`.", "",
+          "Numbers are in %, generated by `reckoning report` from `results/eval/*.json`.", "",
           table(), "",
           "RECKONING multi-task is the shipped model (`models/reckoning-proofwriter`). Single-task is the same "
           "recipe without the fact loss in the outer objective (`training/configs/reckoning_single_task.yaml`). "
@@ -176,24 +275,17 @@ def render() -> str:
     return "\n".join(md)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--evaluate", action="store_true", help="run missing evaluations first")
-    ap.add_argument("--force", action="store_true", help="re-run every evaluation")
-    ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--limit", type=int, default=None)
-    args = ap.parse_args()
+def report(evaluate: bool = False, force: bool = False, threads: int | None = None, limit: int | None = None) -> None:
+    """`reckoning report`: (optionally) run missing evaluations, then write results/ and the README's results block."""
     RESULTS.mkdir(exist_ok=True)
-    if args.evaluate or args.force:
-        run_evals(args.force, args.threads, args.limit)
+    if evaluate or force:
+        run_evals(force, threads, limit)
+        run_full_evals(force, threads)
     plots()
+    size_plot()
     text = render()
     (RESULTS / "results.md").write_text(text + "\n")
     readme = README.read_text()
     block = f"<!-- results:start -->\n{text}\n<!-- results:end -->"
     README.write_text(re.sub(r"<!-- results:start -->.*<!-- results:end -->", lambda _: block, readme, flags=re.S))
     print(text)
-
-
-if __name__ == "__main__":
-    main()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rel_support import KEYS, Report, Stack
 
-from service.testing import ApiProcess, RedisProcess
+from benchmarks.processes import ApiProcess, RedisProcess
 
 REPO = Path(__file__).resolve().parents[2]
 # Where the suite writes its report: the committed results/reliability.json only for a soak asked for

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 from redis import Redis
 
-from service.testing import ApiProcess, RedisProcess
+from benchmarks.processes import ApiProcess, RedisProcess
 
 KEYS = {"alice": "alice-reliability-key-0001", "bob": "bob-reliability-key-0002"}
 LABELS = {"True", "False", "Unknown"}  # the tiny checkpoint declares the ProofWriter label set
@@ -179,17 +179,6 @@ def counted_async_client(
     return httpx.AsyncClient(
         base_url=base_url, headers=_headers(key), timeout=timeout, event_hooks=_async_hooks(report)
     )
-
-
-# ----------------------------------------------------------------------------- server memory
-
-
-def rss_mib(pid: int) -> float:
-    """Resident set size of a process, from /proc (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024.0
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 # ----------------------------------------------------------------------------- knowledge fixtures

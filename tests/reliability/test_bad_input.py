@@ -10,7 +10,7 @@ import httpx
 import pytest
 from rel_support import Stack, check_answers, facts_for
 
-from service.testing import chunked_facts_body
+from tests.support import chunked_facts_body
 
 # The stack runs with the default limits (they fit a full ProofWriter theory).
 MAX_BODY = 2 * 1024 * 1024

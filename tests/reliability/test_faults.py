@@ -21,8 +21,9 @@ from rel_support import (
     facts_for,
 )
 
+from benchmarks.processes import ApiProcess, metric
 from reckoning_core.serialization import CHECKSUMS
-from service.testing import ApiProcess, delta_header, metric, with_header
+from tests.support import delta_header, with_header
 
 QUESTIONS = ["Anne is kind.", "Bob is big.", "If someone is kind then they are nice."]
 

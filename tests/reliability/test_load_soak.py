@@ -4,7 +4,9 @@ import asyncio
 import time
 
 import pytest
-from rel_support import KEYS, LoadRunner, Report, Stack, rss_mib
+from rel_support import KEYS, LoadRunner, Report, Stack
+
+from benchmarks.processes import rss_mib
 
 WORKERS = 8
 WARMUP_S = 4.0

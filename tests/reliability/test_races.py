@@ -6,7 +6,7 @@ import time
 import httpx
 from rel_support import KEYS, Report, Stack, counted_async_client, facts_for
 
-from service.testing import metric
+from benchmarks.processes import metric
 
 
 def test_identical_concurrent_encodes_run_one_inner_loop(stack: Stack, report: Report) -> None:

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from rel_support import KEYS, Report, Stack, check_answers, counted_client, facts_for
 
-from service.testing import metric
+from benchmarks.processes import metric
 
 REPO = Path(__file__).resolve().parents[2]
 QUESTIONS = ["Anne is kind.", "Bob is big."]

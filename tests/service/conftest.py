@@ -8,7 +8,7 @@ import httpx
 import pytest
 import redis
 
-from service.testing import ApiProcess, RedisProcess
+from benchmarks.processes import ApiProcess, RedisProcess
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_CONF = REPO / "docker" / "redis.conf"

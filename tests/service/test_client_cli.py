@@ -12,9 +12,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.processes import ApiProcess, free_port
 from service import AsyncReckoningClient, ReckoningAPIError, ReckoningClient
 from service.cli import ask_cmd, encode_cmd, read_facts
-from service.testing import ApiProcess, free_port, unique_facts
+from tests.support import unique_facts
 
 REPO = Path(__file__).resolve().parents[2]
 

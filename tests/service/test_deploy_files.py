@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchmarks.processes import RedisProcess
 from service.metrics import CONTRACT_METRICS
-from service.testing import RedisProcess
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"

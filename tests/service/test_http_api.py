@@ -11,7 +11,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.testing import delta_header, metric, unique_facts, with_header
+from benchmarks.processes import metric
+from tests.support import delta_header, unique_facts, with_header
 
 LABELS = ["True", "False", "Unknown"]
 

@@ -5,7 +5,7 @@ import secrets
 import httpx
 import pytest
 
-from service.testing import unique_facts
+from tests.support import unique_facts
 
 PROTECTED = [
     ("POST", "/encode", {"facts": ["Bob is kind."]}),

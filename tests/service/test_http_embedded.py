@@ -6,7 +6,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from service.testing import ApiProcess, metric, unique_facts
+from benchmarks.processes import ApiProcess, metric
+from tests.support import unique_facts
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.testing import ApiProcess, RedisProcess, metric, unique_facts
+from benchmarks.processes import ApiProcess, RedisProcess, metric
+from tests.support import unique_facts
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = 4.0  # seconds: an unreachable store must not make requests hang

@@ -5,7 +5,8 @@ import json
 import httpx
 import pytest
 
-from service.testing import chunked_facts_body, metric, unique_facts
+from benchmarks.processes import metric
+from tests.support import chunked_facts_body, unique_facts
 
 # The redis_api server runs with conftest.SMALL_LIMITS.
 MAX_BODY = 8192
@@ -13,7 +14,7 @@ MAX_BODY = 8192
 
 @pytest.fixture(scope="module")
 def kid(redis_api: object) -> str:
-    from service.testing import ApiProcess
+    from benchmarks.processes import ApiProcess
 
     assert isinstance(redis_api, ApiProcess)
     with redis_api.client(tenant="alice") as client:

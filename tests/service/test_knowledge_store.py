@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.processes import RedisProcess, free_port
 from service.knowledge import SingleFlight
 from service.store import (
     DeltaLRU,
@@ -16,7 +17,6 @@ from service.store import (
     RedisStore,
     StoreUnavailable,
 )
-from service.testing import RedisProcess, free_port
 
 
 def record(knowledge_id: str = "k" * 64, facts: list[str] | None = None) -> KnowledgeRecord:

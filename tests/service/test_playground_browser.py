@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.testing import ApiProcess, RedisProcess
+from benchmarks.processes import ApiProcess, RedisProcess
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "reckoning-proofwriter"

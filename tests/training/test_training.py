@@ -70,7 +70,7 @@ def test_the_fact_repeat_block_adds_its_copy_loss_without_touching_the_answers(t
 
 
 def _train(config: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    cmd = [sys.executable, "-m", "reckoning_core.cli", "train", "--config", str(config),
+    cmd = [sys.executable, "-m", "reckoning_cli", "train", "--config", str(config),
            "--set", f"out_dir={out}", *extra]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
@@ -108,7 +108,7 @@ def _torchrun(out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
-           "-m", "reckoning_core.cli", "train", "--config", str(REPO / "training/configs/smoke.yaml"),
+           "-m", "reckoning_cli", "train", "--config", str(REPO / "training/configs/smoke.yaml"),
            "--set", f"out_dir={out}", "--set", "batch_theories=1", "--set", "log_episodes=true", *extra]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})

@@ -20,8 +20,8 @@ def split_sentences(context: str) -> tuple[str, ...]:
 
 
 def grammar_of(qid: str) -> str:
-    """`ProofWriter_RelNeg-OWA-D5-81_Q11` -> `RelNeg`."""
-    return qid.removeprefix("ProofWriter_").split("-", 1)[0]
+    """`ProofWriter_RelNeg-OWA-D5-81_Q11` -> `RelNeg` (any `Source_` prefix, e.g. `Handwritten_AttNeg-3_Q1`)."""
+    return qid.split("_", 1)[-1].split("-", 1)[0]
 
 
 def statement_of(question: str) -> str:

@@ -12,33 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 
-from service.bench.config import BenchConfig
-from service.bench.data import DevTheory, distinct_sets
-from service.bench.timing import percentile
-from service.testing import ApiProcess, RedisProcess, metric
+from benchmarks.config import BenchConfig
+from benchmarks.data import distinct_sets
+from benchmarks.processes import ApiProcess, RedisProcess, metric, rss_mib
+from benchmarks.timing import percentile
+from training.data.episode import Episode
 
 _MB = 1024 * 1024
 
 
 def rss_mb(pid: int) -> dict[str, float]:
-    """Resident and peak resident memory of a process, from /proc (no psutil needed)."""
-    out: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            out[key] = round(int(value.split()[0]) / 1024, 1)  # kB -> MiB
-    return {"rss_mb": out.get("VmRSS", float("nan")), "peak_rss_mb": out.get("VmHWM", float("nan"))}
-
-
-def mem_available_bytes() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+    return {"rss_mb": round(rss_mib(pid), 1)}
 
 
 @dataclass
@@ -147,7 +133,7 @@ def _scenarios(api: ApiProcess, plans: dict[str, list[tuple[str, str]]], cfg: Be
     return out
 
 
-def http_figures(cfg: BenchConfig, hot: DevTheory, theories: list[DevTheory], delta_blob_bytes: int,
+def http_figures(cfg: BenchConfig, hot: Episode, theories: list[Episode], delta_blob_bytes: int,
                  log: Any = sys.stderr, api_env: dict[str, str] | None = None) -> dict[str, Any]:
     """Encode the hot set and N distinct sets over HTTP, then load both scenarios; RSS after encoding.
 
@@ -156,7 +142,7 @@ def http_figures(cfg: BenchConfig, hot: DevTheory, theories: list[DevTheory], de
     n_ids = cfg.http_distinct_ids
     # Redis must hold every delta, or the many-ids scenario measures re-encodes, not serving.
     needed = int((n_ids + 2) * delta_blob_bytes * 1.3) + 256 * _MB
-    available = mem_available_bytes()
+    available = psutil.virtual_memory().available
     capped = False
     if available and needed > 0.6 * available:
         n_ids = max(1, int((0.6 * available - 256 * _MB) / (1.3 * delta_blob_bytes)) - 2)
@@ -190,7 +176,7 @@ def http_figures(cfg: BenchConfig, hot: DevTheory, theories: list[DevTheory], de
             redis_proc.stop()
 
 
-def _run(api: ApiProcess, rc: Any, cfg: BenchConfig, hot: DevTheory, theories: list[DevTheory], n_ids: int,
+def _run(api: ApiProcess, rc: Any, cfg: BenchConfig, hot: Episode, theories: list[Episode], n_ids: int,
          maxmemory: int, capped: bool, log: Any) -> dict[str, Any]:
     rss_start = rss_mb(api.pid)
     encode_client_ms: list[float] = []

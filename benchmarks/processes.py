@@ -1,6 +1,5 @@
-"""Real-process harness: redis-server and the API under uvicorn on free ports, for tests and benchmarks."""
+"""Real processes on free ports: redis-server and the API under uvicorn, for the bench and process-level tests."""
 
-import json
 import os
 import shutil
 import signal
@@ -8,11 +7,11 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -161,6 +160,11 @@ class ApiProcess:
         self.proc = None
 
 
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process in MiB."""
+    return float(psutil.Process(pid).memory_info().rss) / (1024 * 1024)
+
+
 def metric(client: httpx.Client, name: str, **labels: str) -> float:
     """Sum of the samples called `name` whose labels include `labels` (0 when absent)."""
     text = client.get("/metrics").text
@@ -170,33 +174,3 @@ def metric(client: httpx.Client, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 total += sample.value
     return total
-
-
-def chunked_facts_body(n_facts: int, fact_chars: int) -> Iterator[bytes]:
-    """A {"facts": [...]} JSON body as a generator: httpx sends it chunked, without a Content-Length,
-    so only a server that counts the bytes it receives can enforce its body limit."""
-    yield b'{"facts": ['
-    for _ in range(n_facts):
-        yield b'"' + b"w" * fact_chars + b'",'
-    yield b'"end"]}'
-
-
-def unique_facts(tag: str, n: int = 3) -> list[str]:
-    """Facts no other test uses, so ids never collide across tests sharing a server."""
-    stamp = f"{tag}{time.monotonic_ns() % 10**9}"
-    names = ["Anne", "Bob", "Carol", "Dave", "Erin", "Fred", "Gary", "Harry"]
-    return [f"{names[i % len(names)]} {stamp} is kind." for i in range(n - 1)] + [
-        f"If someone {stamp} is kind then they are nice."
-    ]
-
-
-def delta_header(blob: bytes) -> tuple[dict[str, Any], bytes]:
-    """Split a safetensors blob into its JSON header and the tensor payload."""
-    size = int.from_bytes(blob[:8], "little")
-    return json.loads(blob[8 : 8 + size]), blob[8 + size :]
-
-
-def with_header(header: dict[str, Any], payload: bytes) -> bytes:
-    raw = json.dumps(header).encode()
-    raw += b" " * (-len(raw) % 8)  # safetensors keeps the payload 8-byte aligned
-    return len(raw).to_bytes(8, "little") + raw + payload

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 import transformers
 
-_REPO = Path(__file__).resolve().parents[2]
+_REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)

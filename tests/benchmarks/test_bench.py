@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from service.bench import BenchConfig, run_bench, write_outputs
-from service.bench.data import distinct_sets, load_dev_theories, typical_theory
-from service.bench.latency import break_even
-from service.bench.report import check_targets, render_table, small_delta_option
+from benchmarks.config import BenchConfig
+from benchmarks.data import distinct_sets, load_dev_theories, typical_theory
+from benchmarks.latency import break_even
+from benchmarks.report import check_targets, render_table, small_delta_option
+from benchmarks.run import run_bench, write_outputs
 
 NAMES = ["Anne", "Bob", "Carol", "Dave", "Erin"]
 ATTRS = ["blue", "kind", "round", "red", "nice", "big"]
@@ -22,8 +23,8 @@ def _theory(i: int) -> dict[str, Any]:
     facts = {f"triple{k + 1}": {"text": f"{NAMES[(i + k) % 5]} is {ATTRS[(i + 2 * k) % 6]}."} for k in range(3 + i % 2)}
     rules = {"rule1": {"text": f"If someone is {ATTRS[i % 6]} then they are {ATTRS[(i + 1) % 6]}."}}
     answers: list[Any] = [True, False, "Unknown", True]
-    questions = {f"Q{k + 1}": {"question": f"{NAMES[k % 5]} is {ATTRS[(i + k) % 6]}.", "answer": answers[k]}
-                 for k in range(4)}
+    questions = {f"Q{k + 1}": {"question": f"{NAMES[k % 5]} is {ATTRS[(i + k) % 6]}.", "answer": answers[k],
+                               "QDep": 0} for k in range(4)}
     return {"id": f"synthetic-{i}", "triples": facts, "rules": rules, "questions": questions}
 
 
@@ -52,9 +53,9 @@ def test_fact_sets_are_distinct_and_bounded(dev_file: Path) -> None:
         list(distinct_sets(theories, 10_000))
 
 
-def test_bench_end_to_end(tiny_checkpoint: Path, dev_file: Path, tmp_path: Path) -> None:
+def test_bench_end_to_end(tiny_gpt2: Path, dev_file: Path, tmp_path: Path) -> None:
     cfg = replace(
-        BenchConfig.preset(quick=True, model=tiny_checkpoint, out=tmp_path / "results" / "bench.json"),
+        BenchConfig.preset(quick=True, model=tiny_gpt2, out=tmp_path / "results" / "bench.json"),
         data_path=dev_file, warmup=1, encode_repeats=2, ask_repeats=3, amortization_max_n=4,
         amortization_repeats=1, batched_n=4, batched_repeats=2, option_theories=2, lora_ranks=(2,),
         http_concurrency=4, http_seconds=1.0, http_warmup_s=0.2, http_distinct_ids=3,

@@ -1,4 +1,4 @@
-"""delta_options: bytes per knowledge set and dev accuracy for each fast-weight selection and storage dtype."""
+"""Research: bytes per knowledge set against dev accuracy for each fast-weight selection and storage dtype."""
 
 import statistics
 import time
@@ -11,8 +11,7 @@ from reckoning_core.config import FastWeightSpec
 from reckoning_core.fast_weights import adapted_names, init_fast, make_lora_init
 from reckoning_core.inner_loop import init_log_lrs
 from reckoning_core.reckoner import Reckoner
-from service.bench.config import BenchConfig
-from service.bench.data import DevTheory
+from training.data.episode import Episode
 
 _SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
 _MLP = (r"\.mlp\.",)
@@ -93,17 +92,17 @@ def candidate_specs(base: Reckoner, lora_ranks: tuple[int, ...]) -> list[tuple[F
     return out
 
 
-def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig, default_dtype: str = "float32",
-                  default_rank: int = 0) -> dict[str, Any]:
-    """Accuracy on the first cfg.option_theories dev theories (full theory, every question), each
+def delta_options(base: Reckoner, theories: list[Episode], *, n_theories: int, lora_ranks: tuple[int, ...],
+                  svd_ranks: tuple[int, ...], default_dtype: str = "float32", default_rank: int = 0) -> dict[str, Any]:
+    """Accuracy on the first `n_theories` dev theories (full theory, every question), each
     stored delta serialised at its dtype, loaded back and applied, as the service would.
 
     Drops and agreement are against the exact inner-loop result (the trained selection, dense fp32);
     `default_dtype` / `default_rank` name the service's stored form, flagged `service_default`."""
-    slice_ = theories[: cfg.option_theories]
-    svd_ranks = sorted({*cfg.svd_ranks, *([default_rank] if default_rank else [])})
+    slice_ = theories[:n_theories]
+    ranks = sorted({*svd_ranks, *([default_rank] if default_rank else [])})
     selections = []
-    for spec, dtypes in candidate_specs(base, cfg.lora_ranks):
+    for spec, dtypes in candidate_specs(base, lora_ranks):
         reckoner, source = reckoner_for(base, spec)
         selections.append(Selection(spec, dtypes, reckoner, reckoner is base, source))
     keys = [(i, d) for i in range(len(selections)) for d in selections[i].dtypes]
@@ -112,10 +111,10 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig, d
     tensor_bytes: dict[int, int] = {}
     encode_ms: dict[int, list[float]] = {i: [] for i in range(len(selections))}
     # the default selection's delta, SVD-compressed to rank r after the inner loop and stored in fp16
-    svd_answers: dict[int, list[str]] = {r: [] for r in svd_ranks}
-    svd_sizes: dict[int, list[int]] = {r: [] for r in svd_ranks}
-    svd_energy: dict[int, list[float]] = {r: [] for r in svd_ranks}
-    svd_ms: dict[int, list[float]] = {r: [] for r in svd_ranks}
+    svd_answers: dict[int, list[str]] = {r: [] for r in ranks}
+    svd_sizes: dict[int, list[int]] = {r: [] for r in ranks}
+    svd_energy: dict[int, list[float]] = {r: [] for r in ranks}
+    svd_ms: dict[int, list[float]] = {r: [] for r in ranks}
     gold: list[str] = []
     no_knowledge: list[str] = []
     for theory in slice_:
@@ -133,7 +132,7 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig, d
                 loaded = sel.reckoner.deserialize_delta(blob)
                 answers[(i, dtype)] += [a.answer for a in sel.reckoner.answer(texts, loaded)]
             if i == 0:
-                for r in svd_ranks:
+                for r in ranks:
                     started = time.perf_counter()
                     compressed = low_rank(delta, r)
                     svd_ms[r].append((time.perf_counter() - started) * 1e3)
@@ -169,7 +168,7 @@ def delta_options(base: Reckoner, theories: list[DevTheory], cfg: BenchConfig, d
             "lr_source": sel.lr_source,
             "encode_ms": round(statistics.median(encode_ms[i]), 3),
         })
-    for r in svd_ranks:
+    for r in ranks:
         options.append({
             "name": f"{describe(selections[0].spec)}, SVD rank {r} fp16",
             "selection": spec_json(selections[0].spec),

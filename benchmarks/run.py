@@ -10,16 +10,16 @@ from typing import Any, TextIO
 
 import torch
 
+from benchmarks.config import BenchConfig
+from benchmarks.data import load_dev_theories, typical_theory
+from benchmarks.http import http_figures
+from benchmarks.latency import amortization, batched_ask, core_figures
+from benchmarks.plot import plot_amortization
+from benchmarks.report import check_targets, render_markdown
+from benchmarks.timing import git_info, machine_info
 from reckoning_core.reckoner import Reckoner
-from service.bench.config import BenchConfig
-from service.bench.data import load_dev_theories, typical_theory
-from service.bench.http import http_figures
-from service.bench.latency import amortization, batched_ask, core_figures
-from service.bench.options import delta_options, spec_json
-from service.bench.plot import plot_amortization
-from service.bench.report import check_targets, render_markdown
-from service.bench.timing import git_info, machine_info
 from service.settings import Settings
+from training.delta_options import delta_options, spec_json
 
 SCHEMA = "reckoning-bench/1"
 
@@ -50,7 +50,8 @@ def run_bench(cfg: BenchConfig, log: TextIO = sys.stderr) -> dict[str, Any]:
     section("batched ask")
     batched = batched_ask(reckoner, hot, cfg)
     section("delta options")
-    options = delta_options(reckoner, theories, cfg, delta_dtype, delta_rank)
+    options = delta_options(reckoner, theories, n_theories=cfg.option_theories, lora_ranks=cfg.lora_ranks,
+                            svd_ranks=cfg.svd_ranks, default_dtype=delta_dtype, default_rank=delta_rank)
     http: dict[str, Any] | None = None
     if cfg.http:
         section("http")
@@ -104,9 +105,9 @@ def write_outputs(data: dict[str, Any], out: Path) -> dict[str, Path]:
 
 def bench_cmd(quick: bool = False, out: str = "results/bench.json", model: str = "models/reckoning-proofwriter",
               threads: int | None = None) -> None:
-    """`reckoning bench [--quick] [--out FILE] [--model DIR]`; torch threads from RECKONING_BENCH_THREADS (1)."""
+    """`reckoning bench run [--quick] [--out FILE] [--model DIR]`; torch threads from RECKONING_BENCH_THREADS (1)."""
     if not Path(model).is_dir():
-        sys.exit(f"reckoning bench: model folder {model!r} does not exist (pass --model DIR)")
+        sys.exit(f"reckoning bench run: model folder {model!r} does not exist (pass --model DIR)")
     cfg = BenchConfig.preset(quick=quick, model=model, out=out, threads=threads)
     data = run_bench(cfg)
     paths = write_outputs(data, cfg.out)

@@ -6,11 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.config import BenchConfig
+from benchmarks.timing import measure, measure_interleaved
 from reckoning_core.reckoner import Reckoner
-from service.bench.config import BenchConfig
-from service.bench.data import DevTheory
-from service.bench.timing import measure, measure_interleaved
 from service.engine import stored_form
+from training.data.episode import Episode
 
 
 def break_even(encode_ms: float, ask_ms: float, icr_ms: float) -> int | None:
@@ -26,7 +26,7 @@ def prompt_tokens(reckoner: Reckoner, text: str) -> int:
 
 
 def core_figures(
-    reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig, delta_dtype: str, delta_rank: int = 0
+    reckoner: Reckoner, theory: Episode, cfg: BenchConfig, delta_dtype: str, delta_rank: int = 0
 ) -> dict[str, Any]:
     """encode_ms, ask_ms, plain_ms, icr_ms and what follows from them, for one full theory.
 
@@ -101,7 +101,7 @@ def core_figures(
     }
 
 
-def amortization(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig) -> dict[str, Any]:
+def amortization(reckoner: Reckoner, theory: Episode, cfg: BenchConfig) -> dict[str, Any]:
     """Total wall time to answer N = 1..max questions about one knowledge set, one question per call:
     RECKONING = encode once + N asks, in-context = N asks with the facts in every prompt. Measured
     as running totals (not extrapolated), median per N over repeats. Batched variants (all N
@@ -162,7 +162,7 @@ def amortization(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig) -> dic
     }
 
 
-def batched_ask(reckoner: Reckoner, theory: DevTheory, cfg: BenchConfig) -> dict[str, Any]:
+def batched_ask(reckoner: Reckoner, theory: Episode, cfg: BenchConfig) -> dict[str, Any]:
     """n questions of one knowledge set in one call vs n single calls (the delta already made)."""
     n = cfg.batched_n
     questions = [theory.questions[i % len(theory.questions)].text for i in range(n)]

@@ -1,6 +1,6 @@
-"""A/B of service settings over HTTP: the bench's hot-vs-distinct load, once per variant, variants alternated.
+"""`reckoning bench ab`: the bench's hot-vs-distinct HTTP load, once per variant of service settings, alternated.
 
-    python -m service.bench.ab --variant before:RECKONING_LOAD_WORKERS=0 \\
+    reckoning bench ab --variant before:RECKONING_LOAD_WORKERS=0 \\
         --variant after:RECKONING_LOAD_WORKERS=1 --out results/ab-load-workers.json
 
 Every variant gets its own redis-server and API process with the bench's defaults plus its RECKONING_*
@@ -8,7 +8,6 @@ settings; the variants run in turn `--repeats` times (A B A B ...), so a change 
 each alike. Same JSON per run as results/bench.json's `http` section, plus the asks/s medians per variant.
 """
 
-import argparse
 import json
 import statistics
 import sys
@@ -19,11 +18,11 @@ from typing import Any
 
 import torch
 
+from benchmarks.config import BenchConfig, threads_from_env
+from benchmarks.data import load_dev_theories, typical_theory
+from benchmarks.http import http_figures
+from benchmarks.timing import git_info, machine_info
 from reckoning_core.reckoner import Reckoner
-from service.bench.config import BenchConfig, threads_from_env
-from service.bench.data import load_dev_theories, typical_theory
-from service.bench.http import http_figures
-from service.bench.timing import git_info, machine_info
 from service.engine import stored_form
 from service.settings import Settings
 
@@ -32,12 +31,12 @@ def parse_variant(text: str) -> tuple[str, dict[str, str]]:
     """'name:KEY=VALUE,KEY=VALUE' -> (name, env); KEY must be a RECKONING_* setting."""
     name, _, assignments = text.partition(":")
     if not name:
-        raise argparse.ArgumentTypeError(f"variant {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE]")
+        raise ValueError(f"variant {text!r}: expected NAME:KEY=VALUE[,KEY=VALUE]")
     env: dict[str, str] = {}
     for item in filter(None, assignments.split(",")):
         key, sep, value = item.partition("=")
         if not sep or not key.startswith("RECKONING_"):
-            raise argparse.ArgumentTypeError(f"variant {text!r}: {item!r} is not RECKONING_NAME=VALUE")
+            raise ValueError(f"variant {text!r}: {item!r} is not RECKONING_NAME=VALUE")
         env[key] = value
     return name, env
 
@@ -91,30 +90,22 @@ def run_ab(cfg: BenchConfig, variants: list[tuple[str, dict[str, str]]], repeats
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--variant", action="append", type=parse_variant, required=True,
-                        help="NAME:RECKONING_KEY=VALUE[,...] (repeat; at least two)")
-    parser.add_argument("--model", default="models/reckoning-proofwriter")
-    parser.add_argument("--ids", type=int, default=150, help="distinct knowledge ids in the distinct scenario")
-    parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per scenario and run")
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
-    if len(args.variant) < 2:
-        parser.error("give at least two --variant")
-    if not Path(args.model).is_dir():
-        parser.error(f"model folder {args.model!r} does not exist")
-    base = BenchConfig.preset(quick=True, model=args.model, out=args.out, threads=threads_from_env())
-    cfg = replace(base, http_distinct_ids=args.ids, http_seconds=args.seconds, http_encode_budget_s=600.0)
-    data = run_ab(cfg, args.variant, args.repeats)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, indent=2) + "\n")
+def ab_cmd(variants: list[str], *, model: str, ids: int, seconds: float, repeats: int, out: Path) -> None:
+    """Run the A/B (each variant 'NAME:RECKONING_KEY=VALUE[,...]'), write its JSON and print the medians."""
+    try:
+        parsed = [parse_variant(v) for v in variants]
+    except ValueError as exc:
+        sys.exit(f"reckoning bench ab: {exc}")
+    if len(parsed) < 2:
+        sys.exit("reckoning bench ab: give at least two --variant")
+    if not Path(model).is_dir():
+        sys.exit(f"reckoning bench ab: model folder {model!r} does not exist")
+    base = BenchConfig.preset(quick=True, model=model, out=out, threads=threads_from_env())
+    cfg = replace(base, http_distinct_ids=ids, http_seconds=seconds, http_encode_budget_s=600.0)
+    data = run_ab(cfg, parsed, repeats)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2) + "\n")
     for name, row in data["summary"].items():
         print(f"{name:>12}: hot {row['hot_asks_per_s']:.1f}/s, distinct {row['distinct_asks_per_s']:.1f}/s, "
               f"many_over_one {row['many_over_one']:.3f}, distinct p99 {row['distinct_p99_ms']:.0f} ms")
-    print(f"wrote {args.out}")
-
-
-if __name__ == "__main__":
-    main()
+    print(f"wrote {out}")

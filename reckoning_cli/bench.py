@@ -1,0 +1,53 @@
+"""`reckoning bench run | ab | report`: the benchmark suite, A/B of service settings, the report (`benchmarks`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _run(args: argparse.Namespace) -> None:
+    from benchmarks.run import bench_cmd
+
+    bench_cmd(quick=args.quick, out=args.out, model=args.model, threads=args.threads)
+
+
+def _ab(args: argparse.Namespace) -> None:
+    from benchmarks.ab import ab_cmd
+
+    ab_cmd(args.variant, model=args.model, ids=args.ids, seconds=args.seconds, repeats=args.repeats, out=args.out)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from benchmarks.report import report_cmd
+
+    report_cmd(args.json, md=args.md, readme=args.readme)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = sub.add_parser("bench", help="benchmarks: `bench run` (the suite), `bench ab` (service settings "
+                                         "against each other over HTTP), `bench report` (bench.md from bench.json)")
+    what = bench.add_subparsers(dest="bench_command", required=True, metavar="run|ab|report")
+
+    r = what.add_parser("run", help="latency, throughput and delta options; writes bench.json, bench.md, a plot")
+    r.add_argument("--quick", action="store_true")
+    r.add_argument("--out", default="results/bench.json")
+    r.add_argument("--model", default="models/reckoning-proofwriter")
+    r.add_argument("--threads", type=int, default=None, help="torch threads (default: $RECKONING_BENCH_THREADS or 1)")
+    r.set_defaults(handler=_run, extra="bench")
+
+    a = what.add_parser("ab", help="the HTTP hot-vs-distinct load once per variant of RECKONING_* settings, alternated")
+    a.add_argument("--variant", action="append", required=True, metavar="NAME:RECKONING_KEY=VALUE[,...]",
+                   help="repeat; at least two")
+    a.add_argument("--model", default="models/reckoning-proofwriter")
+    a.add_argument("--ids", type=int, default=150, help="distinct knowledge ids in the distinct scenario")
+    a.add_argument("--seconds", type=float, default=20.0, help="measured seconds per scenario and run")
+    a.add_argument("--repeats", type=int, default=2)
+    a.add_argument("--out", type=Path, required=True)
+    a.set_defaults(handler=_ab, extra="bench")
+
+    p = what.add_parser("report", help="render bench.md (and the bench table of a README) from bench.json")
+    p.add_argument("json", nargs="?", default="results/bench.json")
+    p.add_argument("--md", default=None, help="default: bench.md beside the JSON")
+    p.add_argument("--readme", default=None, help="also rewrite the table between the bench markers of this file")
+    p.set_defaults(handler=_report, extra="bench")

@@ -1,0 +1,71 @@
+"""`reckoning train | eval | export | report`: meta-training, evaluation, shipping a run, results (`training`)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _train(args: argparse.Namespace) -> None:
+    from training.cli import train_cmd
+
+    train_cmd(args.config, args.overrides)
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from training.cli import eval_cmd
+
+    eval_cmd(model=args.model, data=args.data, setting=args.setting, method=args.method, out=args.out,
+             limit=args.limit, threads=args.threads, recall=args.recall, split=args.split)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from training.export import export
+
+    print(export(args.run, args.dest, args.command_line, args.checkpoint, args.resumed_console))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from training.report import report
+
+    report(evaluate=args.evaluate, force=args.force, threads=args.threads, limit=args.limit)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    t = sub.add_parser("train", help="meta-train (RECKONING) or fine-tune the in-context baseline; resumable")
+    t.add_argument("--config", required=True, help="training/configs/NAME.yaml")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    t.set_defaults(handler=_train, extra="train")
+
+    v = sub.add_parser("eval", help="accuracy (overall, by grammar, depth and knowledge size) as JSON")
+    v.add_argument("--model", default="models/reckoning-proofwriter")
+    v.add_argument("--data", default=None,
+                   help="a ProofWriter file in any shared format (owa_dev_natlang, owa_train, depth5_mixed), or "
+                        "generated:SIZES:N (e.g. generated:1-4:200, generated:1,4,16,64:30); "
+                        "default: $RECKONING_DATA_DIR/proofwriter/owa_dev_natlang.jsonl")
+    v.add_argument("--setting", choices=["full-theory", "proof-only"], default="full-theory")
+    v.add_argument("--method", choices=["reckoning", "icr", "no-knowledge"], default="reckoning")
+    v.add_argument("--out", default=None)
+    v.add_argument("--limit", type=int, default=None, help="first N theories only")
+    v.add_argument("--split", choices=["all", "dev", "train"], default="all",
+                   help="depth5_mixed only: the held-out dev contexts, the training ones, or all")
+    v.add_argument("--threads", type=int, default=None)
+    v.add_argument("--no-recall", dest="recall", action="store_false")
+    v.set_defaults(handler=_eval, extra="train")
+
+    x = sub.add_parser("export", help="ship a run: its best checkpoint into models/NAME with its log and TRAINING.md")
+    x.add_argument("run", type=Path, help="runs/NAME")
+    x.add_argument("dest", type=Path, help="models/NAME")
+    x.add_argument("--command", dest="command_line", action="append", default=[],
+                   help="the command(s) that trained it, in order")
+    x.add_argument("--checkpoint", choices=["best", "last"], default="best")
+    x.add_argument("--resumed-console", action="append", type=Path, default=[],
+                   help="console log of a resumed stage, in order (RUN.log is the first stage's)")
+    x.set_defaults(handler=_export, extra="train")
+
+    r = sub.add_parser("report", help="results/: accuracy tables and plots, and the README's results section")
+    r.add_argument("--evaluate", action="store_true", help="run missing evaluations first")
+    r.add_argument("--force", action="store_true", help="re-run every evaluation")
+    r.add_argument("--threads", type=int, default=None)
+    r.add_argument("--limit", type=int, default=None)
+    r.set_defaults(handler=_report, extra="train")

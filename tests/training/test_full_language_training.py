@@ -1,0 +1,58 @@
+"""The full-language training data path: the weighted mixture, the depth5 split, and eval's readers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.cli import generated_sets, read_eval_data
+from training.config import TrainConfig
+from training.data.depth5 import read_depth5_mixed
+from training.data.pw_logic import Theory, parse_statement, solve
+from training.data.sampling import MixSampler, Splits, split_depth5
+from training.evaluate import size_bucket
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_depth5_split_is_fixed_disjoint_and_about_a_fifth(proofwriter_dir: Path) -> None:
+    episodes = read_depth5_mixed(proofwriter_dir / "depth5_mixed_train.json")
+    train, dev = split_depth5(episodes)
+    assert len(train) + len(dev) == len(episodes)
+    assert not {e.facts for e in train} & {e.facts for e in dev}
+    assert 0.15 < len(dev) / len(episodes) < 0.25
+    assert [e.id for e in split_depth5(episodes)[1]] == [e.id for e in dev]  # the same split every time
+
+
+def test_mix_sampler_draws_every_source_with_solver_labels(proofwriter_dir: Path) -> None:
+    episodes = read_depth5_mixed(proofwriter_dir / "depth5_mixed_train.json")
+    train, _ = split_depth5(episodes)
+    cfg = TrainConfig(mix={"full": 1, "full-small": 1, "full-easy": 1, "full-lookup": 1, "depth5": 1, "gen": 1})
+    sampler = MixSampler(cfg, Splits([], [], depth5_train=train), seed=5)
+    seen = set()
+    for _ in range(120):
+        ep = next(sampler)
+        seen.add(ep.source.split("-")[0] if ep.source.startswith("gen") else "depth5")
+        theory = solve(Theory.parse(ep.facts))
+        for q in ep.questions[:10]:
+            assert theory.answer(parse_statement(q.text))[0] == q.answer, (ep.id, q.text)
+    assert seen == {"gen", "depth5"}
+    with pytest.raises(ValueError, match="unknown mix sources"):
+        MixSampler(TrainConfig(mix={"nope": 1.0}), Splits([], []), seed=0)
+
+
+def test_generated_eval_sets_have_the_sizes_asked_for() -> None:
+    sets = generated_sets("generated:1,4,16:3")
+    assert [len(e.facts) for e in sets] == [1, 1, 1, 4, 4, 4, 16, 16, 16]
+    assert [e.id for e in generated_sets("generated:1-4:5")] == [e.id for e in generated_sets("generated:1-4:5")]
+    assert all(1 <= len(e.facts) <= 4 for e in generated_sets("generated:1-4:20"))
+    with pytest.raises(SystemExit, match="generated:SIZES:N"):
+        generated_sets("generated:1-4")
+
+
+def test_eval_reads_the_hand_written_sets_and_buckets_sizes() -> None:
+    episodes = read_eval_data(REPO / "training" / "evalsets" / "handwritten.json")
+    assert sum(len(e.questions) for e in episodes) == 45
+    assert {q.grammar for e in episodes for q in e.questions} == {"AttNoneg", "AttNeg", "RelNoneg", "RelNeg"}
+    assert [size_bucket(n) for n in (1, 2, 3, 5, 64, 65)] == ["1", "2", "3-4", "5-8", "33-64", "65+"]
