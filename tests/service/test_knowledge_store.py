@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.processes import RedisProcess, free_port
-from service.knowledge import SingleFlight
+from service.single_flight import SingleFlight
 from service.store import (
     EmbeddedStore,
     Eviction,
