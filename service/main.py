@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api import ask, encode, health, knowledge_sets
+from service.api import ask, encode, health, knowledge_sets, playground
 from service.api.errors import UNKNOWN_KNOWLEDGE_DETAIL
 from service.auth import ApiKeyAuth
 from service.engine import Engine, InputTooLong
@@ -163,6 +163,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(encode.build_router(settings))
     app.include_router(ask.build_router(settings))
     app.include_router(knowledge_sets.router)
+    app.include_router(playground.router)
     # A Route, not a Mount: a Mount would answer "/metrics" with a 307 to "/metrics/".
     app.router.routes.append(Route("/metrics", _AsgiEndpoint(metrics_app()), include_in_schema=False))
 
