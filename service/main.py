@@ -15,15 +15,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api import ask, encode, health, knowledge, playground
+from service.api import ask, encode, health, knowledge_sets, playground
 from service.api.errors import UNKNOWN_KNOWLEDGE_DETAIL
 from service.auth import ApiKeyAuth
 from service.engine import Engine, InputTooLong
-from service.knowledge import EmptyFactSet, KnowledgeService, UnknownKnowledge
+from service.knowledge_service import EmptyFactSet, KnowledgeService, UnknownKnowledge
 from service.metrics import STORE_UNAVAILABLE, metrics_app, record_eviction
 from service.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
-from service.settings import Settings, get_settings
-from service.store import StoreUnavailable, build_store
+from service.settings import Settings
+from service.store import StoreUnavailable, UnreadableRecord, build_store
 
 log = logging.getLogger("service")
 
@@ -97,6 +97,13 @@ def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
             {"detail": "knowledge store unavailable, retry later"}, status_code=503, headers=retry_after
         )
 
+    @app.exception_handler(UnreadableRecord)
+    async def on_unreadable(_: Request, exc: UnreadableRecord) -> JSONResponse:
+        # Not retryable and not the caller's fault: say what is wrong with the stored record (e.g. written by a
+        # newer server during a rolling deploy) instead of a bare 500.
+        log.error("unreadable knowledge record: %s", exc)
+        return JSONResponse({"detail": f"stored knowledge record is unreadable: {exc}"}, status_code=500)
+
     @app.exception_handler(Exception)
     async def on_crash(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
@@ -114,7 +121,7 @@ def _configure_logging(level: str) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the model and the store are created in the lifespan, once per process."""
-    settings = settings or get_settings()
+    settings = settings or Settings()
     _configure_logging(settings.log_level)
 
     @asynccontextmanager
@@ -155,7 +162,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(encode.build_router(settings))
     app.include_router(ask.build_router(settings))
-    app.include_router(knowledge.router)
+    app.include_router(knowledge_sets.router)
     app.include_router(playground.router)
     # A Route, not a Mount: a Mount would answer "/metrics" with a 307 to "/metrics/".
     app.router.routes.append(Route("/metrics", _AsgiEndpoint(metrics_app()), include_in_schema=False))
