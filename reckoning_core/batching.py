@@ -95,8 +95,11 @@ def packed_fact_batch(tokenizer: PreTrainedTokenizerBase, facts: list[str], max_
     causal = pos[:, :, None] >= pos[:, None, :]
     pad_self = torch.eye(width, dtype=torch.bool)[None] & (segment[:, :, None] < 0)  # no all-masked rows
     allow = (same & causal & (segment[:, :, None] >= 0)) | pad_self
-    mask = torch.zeros(allow.shape, dtype=dtype).masked_fill(~allow, torch.finfo(dtype).min)[:, None]
-    return FactBatch(ids.to(device), mask.to(device), labels.to(device), pos.to(device))
+    # the (B, T, T) float mask is made where it is used (up to 1 MB a row): no host-side copy on a GPU
+    allow = allow.to(device)
+    mask = torch.zeros(allow.shape, dtype=dtype, device=allow.device).masked_fill(~allow, torch.finfo(dtype).min)
+    mask = mask[:, None]
+    return FactBatch(ids.to(device), mask, labels.to(device), pos.to(device))
 
 
 def prompt_rows(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[list[int]]:

@@ -13,6 +13,7 @@ class Question:
     answer: str  # "True"/"False"/"Unknown" for ProofWriter, a relation for CLUTRR
     depth: int | None = None
     proof_facts: tuple[str, ...] | None = None  # facts and rules of the proof (ProofWriter)
+    grammar: str | None = None  # ProofWriter grammar (AttNoneg, AttNeg, RelNoneg, RelNeg) when known
 
 
 @dataclass(frozen=True)
