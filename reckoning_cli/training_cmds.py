@@ -16,7 +16,7 @@ def _eval(args: argparse.Namespace) -> None:
     from training.cli import eval_cmd
 
     eval_cmd(model=args.model, data=args.data, setting=args.setting, method=args.method, out=args.out,
-             limit=args.limit, threads=args.threads, recall=args.recall)
+             limit=args.limit, threads=args.threads, device=args.device, recall=args.recall)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -45,6 +45,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v.add_argument("--out", default=None)
     v.add_argument("--limit", type=int, default=None, help="first N theories only")
     v.add_argument("--threads", type=int, default=None)
+    v.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: $RECKONING_DEVICE or auto)")
     v.add_argument("--no-recall", dest="recall", action="store_false")
     v.set_defaults(handler=_eval, extra="train")
 

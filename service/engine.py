@@ -95,6 +95,8 @@ class Engine:
         delta_dtype: Literal["float32", "float16", "bfloat16"] = "float32",
         delta_rank: int = 0,
         load_workers: int = 1,
+        device: str = "auto",
+        inner_autocast: Literal["off", "bf16", "fp16"] = "off",
     ) -> "Engine":
         """Blocking: load the checkpoint (call from a thread during startup)."""
         if not Path(model_dir).is_dir():
@@ -103,11 +105,14 @@ class Engine:
             )
         hf_logging.disable_progress_bar()  # no tqdm bars in server logs
         started = time.perf_counter()
-        reckoner = Reckoner.from_pretrained(model_dir, device="cpu", torch_threads=torch_threads)
+        reckoner = Reckoner.from_pretrained(
+            model_dir, device=device, torch_threads=torch_threads, inner_autocast=inner_autocast
+        )
         log.info(
-            "loaded model %s (fingerprint %s) in %.1fs",
+            "loaded model %s (fingerprint %s) on %s in %.1fs",
             reckoner.model_name,
             reckoner.fingerprint[:12],
+            reckoner.device,
             time.perf_counter() - started,
         )
         return cls(
