@@ -13,7 +13,7 @@ from benchmarks.knowledge_sets import knowledge_set
 from benchmarks.prefix import context_window, kv_bytes_per_token, prompt_tokens
 from benchmarks.timing import measure, measure_interleaved
 from reckoning_core.batching import fact_rows
-from reckoning_core.knowledge import normalize_facts
+from reckoning_core.knowledge_ids import normalize_facts
 from reckoning_core.prefix_cache import context_prefix
 from reckoning_core.reckoner import Answer, Reckoner
 from service.engine import stored_form

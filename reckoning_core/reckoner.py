@@ -16,7 +16,7 @@ from reckoning_core.checkpoint import Checkpoint, load_checkpoint
 from reckoning_core.device import InnerAutocast, check_autocast, inner_autocast, resolve_device
 from reckoning_core.fast_weights import base_params, init_fast, merge
 from reckoning_core.inner_loop import FactBatch, adapt
-from reckoning_core.knowledge import knowledge_id, normalize_facts
+from reckoning_core.knowledge_ids import knowledge_id, normalize_facts
 from reckoning_core.prefix_cache import PrefixCache, context_prefix, prefill, score_from_prefix
 from reckoning_core.recall import fact_recall
 
@@ -41,7 +41,7 @@ class MergedWeights:
     nbytes: int
 
 
-Knowledge = dict[str, Tensor] | MergedWeights | None  # a delta, pre-merged weights, or nothing
+AnswerWeights = dict[str, Tensor] | MergedWeights | None  # what to answer with: a delta, merged weights, or the base
 
 
 @dataclass
@@ -146,9 +146,9 @@ class Reckoner:
         changed = [t for n, t in params.items() if t is not self.base[n]]
         return MergedWeights(params, sum(t.numel() * t.element_size() for t in changed))
 
-    def _answer(self, prompts: list[str], questions: list[str], knowledge: Knowledge,
+    def _answer(self, prompts: list[str], questions: list[str], weights: AnswerWeights,
                 choices: list[str] | None, max_new_tokens: int) -> list[Answer]:
-        params = knowledge.params if isinstance(knowledge, MergedWeights) else merge(self.base, knowledge)
+        params = weights.params if isinstance(weights, MergedWeights) else merge(self.base, weights)
         options = choices or self.labels
         if options:
             probs = score_choices(self.model, params, self.tokenizer, prompts, list(options),
@@ -161,11 +161,11 @@ class Reckoner:
         texts = generate(self.model, params, self.tokenizer, prompts, max_new_tokens)
         return [Answer(q, t, None) for q, t in zip(questions, texts, strict=True)]
 
-    def answer(self, questions: list[str], knowledge: Knowledge, choices: list[str] | None = None,
+    def answer(self, questions: list[str], weights: AnswerWeights, choices: list[str] | None = None,
                max_new_tokens: int = 16) -> list[Answer]:
-        """Answer from the weights alone: `knowledge` is a delta, MergedWeights (faster), or None."""
+        """Answer from the weights alone: `weights` is a delta, MergedWeights (faster), or None (the base)."""
         prompts = [self.config.prompt.question_prompt(q) for q in questions]
-        return self._answer(prompts, questions, knowledge, choices, max_new_tokens)
+        return self._answer(prompts, questions, weights, choices, max_new_tokens)
 
     def answer_in_context(self, facts: list[str], questions: list[str], choices: list[str] | None = None,
                           max_new_tokens: int = 16) -> list[Answer]:
@@ -174,10 +174,10 @@ class Reckoner:
         prompts = [self.config.prompt.in_context_prompt(kept, q) for q in questions]
         return self._answer(prompts, questions, None, choices, max_new_tokens)
 
-    def serialize_delta(self, delta: dict[str, Tensor], dtype: str = "float32") -> bytes:
+    def serialize_delta(self, delta: dict[str, Tensor], dtype: str = serialization.DEFAULT_DELTA_DTYPE) -> bytes:
         return serialization.dumps(delta, self.fingerprint, self.encode_hash, dtype)
 
-    def round_trip(self, delta: dict[str, Tensor], dtype: str = "float32") -> dict[str, Tensor]:
+    def round_trip(self, delta: dict[str, Tensor], dtype: str = serialization.DEFAULT_DELTA_DTYPE) -> dict[str, Tensor]:
         """The delta exactly as deserialize_delta(serialize_delta(delta, dtype)) returns it, without the bytes."""
         return serialization.round_trip(delta, dtype, self.device)
 

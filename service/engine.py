@@ -8,14 +8,15 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from torch import Tensor
 from transformers.utils import logging as hf_logging
 
 from reckoning_core.compression import low_rank
-from reckoning_core.reckoner import Answer, Knowledge, MergedWeights, Reckoner
-from reckoning_core.serialization import DeltaError
+from reckoning_core.device import InnerAutocast
+from reckoning_core.reckoner import Answer, AnswerWeights, MergedWeights, Reckoner
+from reckoning_core.serialization import DEFAULT_DELTA_DTYPE, DeltaDtype, DeltaError
 from service.metrics import ENCODES_IN_FLIGHT
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Engine:
         reckoner: Reckoner,
         *,
         max_concurrent_encodes: int = 1,
-        delta_dtype: Literal["float32", "float16", "bfloat16"] = "float32",
+        delta_dtype: DeltaDtype = DEFAULT_DELTA_DTYPE,
         delta_rank: int = 0,
         load_workers: int = 1,
     ) -> None:
@@ -92,11 +93,11 @@ class Engine:
         *,
         torch_threads: int | None = None,
         max_concurrent_encodes: int = 1,
-        delta_dtype: Literal["float32", "float16", "bfloat16"] = "float32",
+        delta_dtype: DeltaDtype = DEFAULT_DELTA_DTYPE,
         delta_rank: int = 0,
         load_workers: int = 1,
         device: str = "auto",
-        inner_autocast: Literal["off", "bf16", "fp16"] = "off",
+        inner_autocast: InnerAutocast = "off",
     ) -> "Engine":
         """Blocking: load the checkpoint (call from a thread during startup)."""
         if not Path(model_dir).is_dir():
@@ -206,20 +207,20 @@ class Engine:
                 raise InputTooLong(i, needed, limit)
 
     def _answer_sync(
-        self, questions: list[str], knowledge: Knowledge, choices: list[str] | None, max_new_tokens: int
+        self, questions: list[str], weights: AnswerWeights, choices: list[str] | None, max_new_tokens: int
     ) -> list[Answer]:
         self._check_fits(questions, choices)
-        return self.reckoner.answer(questions, knowledge, choices=choices, max_new_tokens=max_new_tokens)
+        return self.reckoner.answer(questions, weights, choices=choices, max_new_tokens=max_new_tokens)
 
     async def answer(
         self,
         questions: list[str],
-        knowledge: Knowledge,
+        weights: AnswerWeights,
         *,
         choices: list[str] | None,
         max_new_tokens: int,
     ) -> list[Answer]:
-        return await self._run(self._answer_sync, questions, knowledge, choices, max_new_tokens)
+        return await self._run(self._answer_sync, questions, weights, choices, max_new_tokens)
 
     def close(self) -> None:
         if self._load_pool is not self._pool:

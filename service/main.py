@@ -15,14 +15,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service.api import ask, encode, health, knowledge
+from service.api import ask, encode, health, knowledge_sets
 from service.api.errors import UNKNOWN_KNOWLEDGE_DETAIL
 from service.auth import ApiKeyAuth
 from service.engine import Engine, InputTooLong
-from service.knowledge import EmptyFactSet, KnowledgeService, UnknownKnowledge
+from service.knowledge_service import EmptyFactSet, KnowledgeService, UnknownKnowledge
 from service.metrics import STORE_UNAVAILABLE, metrics_app, record_eviction
 from service.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
-from service.settings import Settings, get_settings
+from service.settings import Settings
 from service.store import StoreUnavailable, build_store
 
 log = logging.getLogger("service")
@@ -114,7 +114,7 @@ def _configure_logging(level: str) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; the model and the store are created in the lifespan, once per process."""
-    settings = settings or get_settings()
+    settings = settings or Settings()
     _configure_logging(settings.log_level)
 
     @asynccontextmanager
@@ -157,7 +157,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(encode.build_router(settings))
     app.include_router(ask.build_router(settings))
-    app.include_router(knowledge.router)
+    app.include_router(knowledge_sets.router)
     # A Route, not a Mount: a Mount would answer "/metrics" with a 307 to "/metrics/".
     app.router.routes.append(Route("/metrics", _AsgiEndpoint(metrics_app()), include_in_schema=False))
 

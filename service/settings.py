@@ -2,12 +2,13 @@
 
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from reckoning_core.serialization import DEFAULT_DELTA_DTYPE, DeltaDtype
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -52,10 +53,8 @@ class Settings(BaseSettings):
     max_concurrent_encodes: int = Field(
         default=1, ge=1, description="encodes admitted to the torch pool at once, so asks are not queued behind them"
     )
-    delta_dtype: Literal["float32", "float16", "bfloat16"] = Field(
-        default="float16",
-        description="precision of a stored delta: float16 halves every blob (Redis memory, GET and checksum time) "
-        "and gave the same answer as float32 on all 1,000 questions of the bench's dev slice",
+    delta_dtype: DeltaDtype = Field(
+        default=DEFAULT_DELTA_DTYPE, description="precision of a stored delta (see reckoning_core.serialization)"
     )
     delta_rank: int = Field(
         default=0,
@@ -113,9 +112,3 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_keys)
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """Process-wide settings, for entry points that are not handed a Settings object."""
-    return Settings()

@@ -1,7 +1,9 @@
 """In-process LRU of verified, pre-merged weights, so a hot knowledge id skips verify + deserialize + merge."""
 
-from collections import OrderedDict
+import contextlib
 from dataclasses import dataclass
+
+from cachetools import LRUCache
 
 from reckoning_core.reckoner import MergedWeights
 from service.metrics import WEIGHT_CACHE_BYTES, WEIGHT_CACHE_HITS, WEIGHT_CACHE_MISSES
@@ -26,9 +28,7 @@ class WeightCache:
     """
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._entries: OrderedDict[Key, _Entry] = OrderedDict()
-        self._bytes = 0
+        self._entries: LRUCache[Key, _Entry] = LRUCache(maxsize=max_bytes, getsizeof=lambda e: e.nbytes)
         # Bumped by every invalidate(): weights built across one (a DELETE landing while a blob was being
         # loaded) are not cached, as they could never be served and would only hold memory.
         self.version = 0
@@ -38,13 +38,12 @@ class WeightCache:
 
     @property
     def nbytes(self) -> int:
-        return self._bytes
+        return int(self._entries.currsize)
 
     def get(self, key: Key, blob: bytes) -> MergedWeights | None:
         entry = self._entries.get(key)
         # `is` first: the embedded store hands back the very object; a Redis GET a fresh copy (memcmp)
         if entry is not None and (entry.blob is blob or entry.blob == blob):
-            self._entries.move_to_end(key)
             WEIGHT_CACHE_HITS.inc()
             return entry.weights
         if entry is not None:  # the store's blob changed behind us: this entry can never be used again
@@ -57,22 +56,14 @@ class WeightCache:
         invalidated meanwhile."""
         if version is not None and version != self.version:
             return
-        self.drop(key)
-        entry = _Entry(blob, weights)
-        if entry.nbytes > self.max_bytes:
-            return
-        while self._entries and self._bytes + entry.nbytes > self.max_bytes:
-            _, old = self._entries.popitem(last=False)
-            self._bytes -= old.nbytes
-        self._entries[key] = entry
-        self._bytes += entry.nbytes
-        WEIGHT_CACHE_BYTES.set(self._bytes)
+        self._entries.pop(key, None)
+        with contextlib.suppress(ValueError):  # larger than the whole bound (or the cache is off: 0 bytes)
+            self._entries[key] = _Entry(blob, weights)
+        WEIGHT_CACHE_BYTES.set(self.nbytes)
 
     def drop(self, key: Key) -> None:
-        entry = self._entries.pop(key, None)
-        if entry is not None:
-            self._bytes -= entry.nbytes
-            WEIGHT_CACHE_BYTES.set(self._bytes)
+        if self._entries.pop(key, None) is not None:
+            WEIGHT_CACHE_BYTES.set(self.nbytes)
 
     def invalidate(self, key: Key) -> None:
         """The knowledge is gone: drop its entry, and refuse weights for anything built before now."""

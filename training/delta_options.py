@@ -11,6 +11,7 @@ from reckoning_core.config import FastWeightSpec
 from reckoning_core.fast_weights import adapted_names, init_fast, make_lora_init
 from reckoning_core.inner_loop import init_log_lrs
 from reckoning_core.reckoner import Reckoner
+from reckoning_core.serialization import DEFAULT_DELTA_DTYPE
 from training.data.episode import Episode
 
 _SHORT = {"float32": "fp32", "float16": "fp16", "bfloat16": "bf16"}
@@ -93,7 +94,8 @@ def candidate_specs(base: Reckoner, lora_ranks: tuple[int, ...]) -> list[tuple[F
 
 
 def delta_options(base: Reckoner, theories: list[Episode], *, n_theories: int, lora_ranks: tuple[int, ...],
-                  svd_ranks: tuple[int, ...], default_dtype: str = "float32", default_rank: int = 0) -> dict[str, Any]:
+                  svd_ranks: tuple[int, ...], default_dtype: str = DEFAULT_DELTA_DTYPE,
+                  default_rank: int = 0) -> dict[str, Any]:
     """Accuracy on the first `n_theories` dev theories (full theory, every question), each
     stored delta serialised at its dtype, loaded back and applied, as the service would.
 

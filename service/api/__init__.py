@@ -1,1 +1,1 @@
-"""HTTP routers, one per resource (encode, ask, knowledge, health)."""
+"""HTTP routers, one per resource (encode, ask, knowledge_sets, health)."""

@@ -7,7 +7,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth import ApiKeyAuth
 from service.engine import Engine
-from service.knowledge import KnowledgeService
+from service.knowledge_service import KnowledgeService
 from service.settings import Settings
 from service.store import KnowledgeStore
 
@@ -17,7 +17,7 @@ _bearer = HTTPBearer(
 )
 
 
-def get_settings(request: Request) -> Settings:
+def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -53,7 +53,7 @@ def get_tenant(
     return tenant
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 StoreDep = Annotated[KnowledgeStore, Depends(get_store)]
 KnowledgeDep = Annotated[KnowledgeService, Depends(get_knowledge)]

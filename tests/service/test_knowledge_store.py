@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.processes import RedisProcess, free_port
-from service.knowledge import SingleFlight
+from service.single_flight import SingleFlight
 from service.store import (
-    DeltaLRU,
     EmbeddedStore,
     Eviction,
     KnowledgeRecord,
@@ -17,6 +16,7 @@ from service.store import (
     RedisStore,
     StoreUnavailable,
 )
+from service.store.lru import DeltaLRU
 
 
 def record(knowledge_id: str = "k" * 64, facts: list[str] | None = None) -> KnowledgeRecord:

@@ -1,4 +1,4 @@
-"""Normalising facts and content-addressed knowledge ids."""
+"""Knowledge ids: facts normalised into a set, then content-addressed with the model and encode config."""
 
 from __future__ import annotations
 

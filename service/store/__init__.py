@@ -1,0 +1,35 @@
+"""Where knowledge lives: the KnowledgeStore protocol, its Redis and embedded (SQLite + LRU) stores, build_store."""
+
+from pathlib import Path
+
+from service.store.embedded import EmbeddedStore
+from service.store.protocol import DeltaStatus, Eviction, EvictionHook, KnowledgeStore, StoreUnavailable
+from service.store.record import KnowledgeRecord
+from service.store.redis_store import RedisStore
+
+__all__ = [
+    "DeltaStatus",
+    "EmbeddedStore",
+    "Eviction",
+    "EvictionHook",
+    "KnowledgeRecord",
+    "KnowledgeStore",
+    "RedisStore",
+    "StoreUnavailable",
+    "build_store",
+]
+
+
+def build_store(
+    *,
+    redis_url: str | None,
+    sqlite_path: Path,
+    delta_cache_bytes: int,
+    timeout_s: float,
+    prefix: str,
+    on_evict: EvictionHook | None = None,
+) -> KnowledgeStore:
+    """Redis when a URL is configured, else the embedded store (so `reckoning serve` works bare)."""
+    if redis_url:
+        return RedisStore(redis_url, timeout_s=timeout_s, prefix=prefix)
+    return EmbeddedStore(sqlite_path, max_delta_bytes=delta_cache_bytes, on_evict=on_evict)
