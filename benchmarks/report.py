@@ -256,13 +256,20 @@ def render_markdown(data: dict[str, Any], source: str = "results/bench.json") ->
     return "\n".join(parts)
 
 
-def splice_readme(readme: Path, data: dict[str, Any]) -> None:
-    """Replace the README's performance table between the bench markers with a fresh one."""
+def readme_section(bench_md: str) -> str:
+    """bench.md as the README shows it: its title dropped, sections nested one level down, the plots' links
+    re-rooted at results/ (training's `reckoning report` includes it the same way)."""
+    lines = [re.sub(r"^## ", "#### ", ln) for ln in bench_md.strip().splitlines() if not ln.startswith("# ")]
+    return re.sub(r"\]\(([\w.-]+\.png)\)", r"](results/\1)", "\n".join(lines)).strip()
+
+
+def splice_readme(readme: Path, data: dict[str, Any], source: str = "results/bench.json") -> None:
+    """Replace the README's performance section between the bench markers with one rendered from `data`."""
     text = readme.read_text()
     pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
     if not pattern.search(text):
         raise SystemExit(f"{readme} has no {README_START} ... {README_END} block")
-    block = f"{README_START}\n{render_table(data)}\n{README_END}"
+    block = f"{README_START}\n{readme_section(render_markdown(data, source))}\n{README_END}"
     readme.write_text(pattern.sub(lambda _: block, text))
 
 
@@ -274,5 +281,5 @@ def report_cmd(json_path: str = "results/bench.json", md: str | None = None, rea
     out.write_text(render_markdown(data, str(src)))
     print(f"wrote {out}")
     if readme:
-        splice_readme(Path(readme), data)
+        splice_readme(Path(readme), data, str(src))
         print(f"updated {readme}")

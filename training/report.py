@@ -162,10 +162,13 @@ def render() -> str:
     bench = RESULTS / "bench.md"
     if bench.exists():
         # bench.md lives in results/: re-root its links, and nest its sections under this one
-        body = [re.sub(r"^## ", "#### ", ln).replace("](amortization.png)", "](results/amortization.png)")
-                for ln in bench.read_text().strip().splitlines() if not ln.startswith("# ")]
+        lines = bench.read_text().strip().splitlines()
+        body = [re.sub(r"^## ", "#### ", ln) for ln in lines if not ln.startswith("# ")]
+        section = re.sub(r"\]\(([\w.-]+\.png)\)", r"](results/\1)", "\n".join(body)).strip()
         quick = json.loads((RESULTS / "bench.json").read_text()).get("config", {}).get("quick", False)
-        md += ["", f"### Performance (`reckoning bench{' --quick' if quick else ''}`)", "", "\n".join(body).strip()]
+        # the markers let `reckoning bench report --readme README.md` refresh this section on its own
+        md += ["", f"### Performance (`reckoning bench run{' --quick' if quick else ''}`)", "",
+               "<!-- bench:start -->", section, "<!-- bench:end -->"]
     rel = RESULTS / "reliability.json"
     if rel.exists():
         r: dict[str, Any] = json.loads(rel.read_text())
