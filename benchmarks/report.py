@@ -2,7 +2,6 @@
 
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +17,6 @@ from benchmarks.report_sections import (
 )
 
 SMALL_DELTA_BYTES = 1_000_000  # "<= 1 MB per knowledge set", decimal megabyte
-README_START = "<!-- bench:start -->"
-README_END = "<!-- bench:end -->"
 
 
 @dataclass(frozen=True)
@@ -256,30 +253,10 @@ def render_markdown(data: dict[str, Any], source: str = "results/bench.json") ->
     return "\n".join(parts)
 
 
-def readme_section(bench_md: str) -> str:
-    """bench.md as the README shows it: its title dropped, sections nested one level down, the plots' links
-    re-rooted at results/ (training's `reckoning report` includes it the same way)."""
-    lines = [re.sub(r"^## ", "#### ", ln) for ln in bench_md.strip().splitlines() if not ln.startswith("# ")]
-    return re.sub(r"\]\(([\w.-]+\.png)\)", r"](results/\1)", "\n".join(lines)).strip()
-
-
-def splice_readme(readme: Path, data: dict[str, Any], source: str = "results/bench.json") -> None:
-    """Replace the README's performance section between the bench markers with one rendered from `data`."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{readme} has no {README_START} ... {README_END} block")
-    block = f"{README_START}\n{readme_section(render_markdown(data, source))}\n{README_END}"
-    readme.write_text(pattern.sub(lambda _: block, text))
-
-
-def report_cmd(json_path: str = "results/bench.json", md: str | None = None, readme: str | None = None) -> None:
+def report_cmd(json_path: str = "results/bench.json", md: str | None = None) -> None:
     """`reckoning bench report`: bench.md (beside the JSON unless `md` is given) from a bench.json."""
     src = Path(json_path)
     data = json.loads(src.read_text())
     out = Path(md) if md else src.with_name("bench.md")
     out.write_text(render_markdown(data, str(src)))
     print(f"wrote {out}")
-    if readme:
-        splice_readme(Path(readme), data, str(src))
-        print(f"updated {readme}")

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from torch import Tensor
 from transformers.utils import logging as hf_logging
 
+from reckoning_core.batching import token_ids
 from reckoning_core.compression import low_rank
 from reckoning_core.device import InnerAutocast
 from reckoning_core.reckoner import Answer, AnswerWeights, MergedWeights, Reckoner
@@ -193,7 +194,7 @@ class Engine:
             return
 
         def n_tokens(text: str) -> int:
-            return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+            return len(token_ids(tokenizer, text))
 
         options = choices or self.labels or []
         tail = max((n_tokens(" " + c) for c in options), default=0)

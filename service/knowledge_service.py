@@ -4,7 +4,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from service.engine import Answer, Encoded, Engine, MergedWeights
+from service.engine import Answer, DeltaError, Encoded, Engine, MergedWeights
 from service.metrics import (
     DELTA_BYTES,
     DELTA_CACHE_HITS,
@@ -131,7 +131,7 @@ class KnowledgeService:
             version = self.weights.version
             try:
                 weights = await self.engine.load_weights(blob)
-            except Exception as exc:
+            except DeltaError as exc:  # refused (other model, bad checksum, not a delta): rebuild it
                 DELTA_REJECTED.labels(reason=type(exc).__name__).inc()
                 log.warning("refused cached delta %s…: %s: %s", record.knowledge_id[:12], type(exc).__name__, exc)
             else:

@@ -23,7 +23,7 @@ from service.knowledge_service import EmptyFactSet, KnowledgeService, UnknownKno
 from service.metrics import STORE_UNAVAILABLE, metrics_app, record_eviction
 from service.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from service.settings import Settings
-from service.store import StoreUnavailable, build_store
+from service.store import StoreUnavailable, UnreadableRecord, build_store
 
 log = logging.getLogger("service")
 
@@ -96,6 +96,13 @@ def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
         return JSONResponse(
             {"detail": "knowledge store unavailable, retry later"}, status_code=503, headers=retry_after
         )
+
+    @app.exception_handler(UnreadableRecord)
+    async def on_unreadable(_: Request, exc: UnreadableRecord) -> JSONResponse:
+        # Not retryable and not the caller's fault: say what is wrong with the stored record (e.g. written by a
+        # newer server during a rolling deploy) instead of a bare 500.
+        log.error("unreadable knowledge record: %s", exc)
+        return JSONResponse({"detail": f"stored knowledge record is unreadable: {exc}"}, status_code=500)
 
     @app.exception_handler(Exception)
     async def on_crash(_: Request, exc: Exception) -> JSONResponse:

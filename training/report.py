@@ -166,9 +166,7 @@ def render() -> str:
         body = [re.sub(r"^## ", "#### ", ln) for ln in lines if not ln.startswith("# ")]
         section = re.sub(r"\]\(([\w.-]+\.png)\)", r"](results/\1)", "\n".join(body)).strip()
         quick = json.loads((RESULTS / "bench.json").read_text()).get("config", {}).get("quick", False)
-        # the markers let `reckoning bench report --readme README.md` refresh this section on its own
-        md += ["", f"### Performance (`reckoning bench run{' --quick' if quick else ''}`)", "",
-               "<!-- bench:start -->", section, "<!-- bench:end -->"]
+        md += ["", f"### Performance (`reckoning bench run{' --quick' if quick else ''}`)", "", section]
     rel = RESULTS / "reliability.json"
     if rel.exists():
         r: dict[str, Any] = json.loads(rel.read_text())

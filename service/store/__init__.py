@@ -4,7 +4,7 @@ from pathlib import Path
 
 from service.store.embedded import EmbeddedStore
 from service.store.protocol import DeltaStatus, Eviction, EvictionHook, KnowledgeStore, StoreUnavailable
-from service.store.record import KnowledgeRecord
+from service.store.record import KnowledgeRecord, UnreadableRecord
 from service.store.redis_store import RedisStore
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "KnowledgeStore",
     "RedisStore",
     "StoreUnavailable",
+    "UnreadableRecord",
     "build_store",
 ]
 

@@ -12,6 +12,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.processes import metric
+from service.store.redis_store import redis_key
 from tests.support import delta_header, unique_facts, with_header
 
 LABELS = ["True", "False", "Unknown"]
@@ -41,11 +42,11 @@ def blob(redis_client: redis.Redis, knowledge_id: str) -> bytes:
 
 
 def delta_key(knowledge_id: str, tenant: str = "alice") -> str:
-    return f"reckoning:{tenant}:delta:{knowledge_id}"
+    return redis_key("reckoning", tenant, "delta", knowledge_id)
 
 
 def facts_key(knowledge_id: str, tenant: str = "alice") -> str:
-    return f"reckoning:{tenant}:facts:{knowledge_id}"
+    return redis_key("reckoning", tenant, "facts", knowledge_id)
 
 
 def test_health_and_readiness_need_no_key(anonymous: httpx.Client) -> None:
