@@ -107,7 +107,8 @@ def render_cheaper(data: dict[str, Any]) -> str:
         f", {t.get('plain')} written plainly. Accuracy on {c.get('slice')}; encode_ms on the typical theory, every "
         "variant timed interleaved; break-even against plain in-context asks "
         f"({_ms(c.get('icr_ms'))}) and against prefix-cached ones ({_ms(c.get('icr_prefix_ms'))} after a "
-        f"{_ms(c.get('icr_prefix_prefill_ms'))} prefill), with RECKONING asks at {_ms(c.get('ask_ms'))}.",
+        f"{_ms(c.get('icr_prefix_prefill_ms'))} prefill), with RECKONING asks at {_ms(c.get('ask_ms'))} and "
+        f"{_ms(c.get('ask_ms_prefix_window'))} (each timed in the same window as the asks it is compared with).",
         "",
         "| variant | encode | mean inner steps | accuracy | lost (pts) | break-even vs ICR | break-even vs "
         "prefix-cached ICR |",
@@ -135,6 +136,12 @@ def render_batching(data: dict[str, Any]) -> str:
     ]
     for k, v in b["encode_sets_per_s"].items():
         lines.append(f"| {k} | {v} | {b['sequential_sets_per_s'][k]} | {b['speedup'][k]}× |")
+    top = max(b["speedup"], key=int)
+    if b["speedup"][top] < AS_FAST:
+        lines += ["", f"At {top} sets per batch the batched loop is no faster than one set after another "
+                      f"({b['speedup'][top]}×) on {(data.get('machine') or {}).get('torch_threads', '?')} CPU "
+                      "thread(s): the inner loop's work is the same matmuls either way, so batching pays where "
+                      "a single set leaves the device idle (a GPU), not here."]
     return "\n".join(lines)
 
 

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import statistics
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.config import BenchConfig
 from benchmarks.knowledge_sets import knowledge_set
 from benchmarks.prefix import context_window, kv_bytes_per_token, prompt_tokens
-from benchmarks.timing import measure, measure_interleaved
+from benchmarks.timing import Timing, measure_interleaved
 from reckoning_core.batching import fact_rows
 from reckoning_core.knowledge_ids import normalize_facts
-from reckoning_core.prefix_cache import context_prefix
-from reckoning_core.reckoner import Answer, Reckoner
+from reckoning_core.prefix_cache import PrefixCache, context_prefix
+from reckoning_core.reckoner import Answer, MergedWeights, Reckoner
 from service.engine import stored_form
 from training.data.episode import Episode
 
@@ -38,77 +40,114 @@ def fact_tokens(reckoner: Reckoner, facts: list[str], template: bool) -> int:
     return sum(len(r) for r in fact_rows(reckoner.tokenizer, texts, reckoner.config.encode.max_fact_tokens))
 
 
-def scaling_row(reckoner: Reckoner, icr: Reckoner, sets: list[Episode], cfg: BenchConfig, delta_dtype: str,
-                delta_rank: int) -> dict[str, Any]:
-    """One size: timings on the first set, accuracy over all of them; ICR fields null past the window."""
-    first = sets[0]
-    facts, question = list(first.facts), first.questions[0].text
-    window = context_window(icr)
-    tokens_needed = max(prompt_tokens(icr, list(s.facts), [q.text for q in s.questions]) for s in sets)
-    fits = tokens_needed <= window
-    enc = measure(lambda: reckoner.encode(facts, with_recall=False), cfg.scaling_repeats, 1)
-    blob, stored = stored_form(reckoner, reckoner.encode(facts, with_recall=False).delta, delta_dtype, delta_rank)
-    weights = reckoner.merged(stored)
-    fns: dict[str, Any] = {"ask": lambda: reckoner.answer([question], weights)}
-    cache = None
-    if fits:
-        cache = icr.prefill_context(facts)
-        fns["icr"] = lambda: icr.answer_in_context(facts, [question])
-        fns["icr_prefix"] = lambda: icr.answer_from_context(cache, facts, [question])  # type: ignore[arg-type]
-        fns["icr_prefix_prefill"] = lambda: icr.prefill_context(facts)
-    asks = measure_interleaved(fns, cfg.scaling_ask_repeats, cfg.warmup)
+@dataclass
+class _Size:
+    """One knowledge-set size: its sets, and what the timed calls need, made once."""
 
+    sets: list[Episode]
+    fits: bool
+    tokens_needed: int
+    blob: bytes
+    weights: MergedWeights
+    cache: PrefixCache | None
+
+    @property
+    def facts(self) -> list[str]:
+        return list(self.sets[0].facts)
+
+    @property
+    def question(self) -> str:
+        return self.sets[0].questions[0].text
+
+
+def _prepare(reckoner: Reckoner, icr: Reckoner, sets: list[Episode], delta_dtype: str, delta_rank: int) -> _Size:
+    first = list(sets[0].facts)
+    tokens_needed = max(prompt_tokens(icr, list(s.facts), [q.text for q in s.questions]) for s in sets)
+    fits = tokens_needed <= context_window(icr)
+    blob, stored = stored_form(reckoner, reckoner.encode(first, with_recall=False).delta, delta_dtype, delta_rank)
+    return _Size(sets, fits, tokens_needed, blob, reckoner.merged(stored), icr.prefill_context(first) if fits else None)
+
+
+def _accuracies(reckoner: Reckoner, icr: Reckoner, size: _Size, delta_dtype: str,
+                delta_rank: int) -> tuple[float, float | None, int]:
     right_r = right_i = total = 0
-    for ep in sets:
+    for ep in size.sets:
         texts = [q.text for q in ep.questions]
         w = reckoner.merged(stored_form(reckoner, reckoner.encode(list(ep.facts), with_recall=False).delta,
                                         delta_dtype, delta_rank)[1])
         got, n = _accuracy([a for c in _chunks(texts) for a in reckoner.answer(c, w)], ep)
         right_r, total = right_r + got, total + n
-        if fits:
+        if size.fits:
             c = icr.prefill_context(list(ep.facts))  # answers equal plain in-context ones (tests/core)
             right_i += _accuracy([a for ch in _chunks(texts) for a in icr.answer_from_context(c, list(ep.facts), ch)],
                                  ep)[0]
-    labels = Counter(q.answer for ep in sets for q in ep.questions)
-    prefix_text = context_prefix(icr.config.prompt, facts)
-    prefix_tokens = 1 + len(icr.tokenizer(prefix_text, add_special_tokens=False)["input_ids"])  # <bos> + facts
-
-    def ms(name: str) -> float | None:
-        return round(asks[name].median_ms, 3) if name in asks else None
-
-    return {
-        "n_facts": len(facts),
-        "fact_tokens": fact_tokens(reckoner, facts, template=False),
-        "encode_tokens": fact_tokens(reckoner, facts, template=True),
-        "icr_prompt_tokens": tokens_needed,
-        "context_window": window,
-        "icr_fits": fits,
-        "note": None if fits else f"the in-context prompt needs {tokens_needed} tokens; the window is {window}",
-        "encode_ms": round(enc.median_ms, 3),
-        "ask_ms": ms("ask"),
-        "icr_ms": ms("icr"),
-        "icr_prefix_ms": ms("icr_prefix"),
-        "icr_prefix_prefill_ms": ms("icr_prefix_prefill"),
-        "delta_bytes": len(blob),
-        "kv_cache_bytes": cache.nbytes() if cache is not None else None,
-        "kv_cache_bytes_needed": prefix_tokens * kv_bytes_per_token(icr),
-        "accuracy_reckoning": round(right_r / total, 4),
-        "accuracy_icr": round(right_i / total, 4) if fits else None,
-        "majority_label_share": round(labels.most_common(1)[0][1] / total, 4),
-        "n_sets": len(sets),
-        "n_questions": total,
-        "mean_questions_per_set": round(statistics.mean(len(s.questions) for s in sets), 1),
-    }
+    return right_r / total, (right_i / total if size.fits else None), total
 
 
 def scaling(reckoner: Reckoner, icr: Reckoner, cfg: BenchConfig, delta_dtype: str, delta_rank: int,
             log: Any = None) -> list[dict[str, Any]]:
-    """One row per size in cfg.scaling_sizes, each from cfg.scaling_sets generated sets (fixed seed)."""
+    """One row per size in cfg.scaling_sizes, each from cfg.scaling_sets generated sets (fixed seed). Encodes are
+    timed interleaved across the sizes, and so are all the asks (so load drift cannot make one size look
+    slower); ICR fields are null where the in-context prompt does not fit the window."""
+    sizes: dict[int, _Size] = {}
+    for n in cfg.scaling_sizes:
+        rng = random.Random(f"{cfg.seed}-{n}")
+        sets = [knowledge_set(rng, i, n) for i in range(cfg.scaling_sets)]
+        sizes[n] = _prepare(reckoner, icr, sets, delta_dtype, delta_rank)
+    if log is not None:
+        print(f"bench: scaling, timing encodes of {list(sizes)} sentences", file=log, flush=True)
+    encodes = measure_interleaved(
+        {str(n): functools.partial(reckoner.encode, z.facts, with_recall=False) for n, z in sizes.items()},
+        cfg.scaling_repeats, 1)
+    fns: dict[str, Callable[[], object]] = {}
+    for n, z in sizes.items():
+        fns[f"ask/{n}"] = functools.partial(reckoner.answer, [z.question], z.weights)
+        if z.cache is not None:
+            fns[f"icr/{n}"] = functools.partial(icr.answer_in_context, z.facts, [z.question])
+            fns[f"icr_prefix/{n}"] = functools.partial(icr.answer_from_context, z.cache, z.facts, [z.question])
+            fns[f"icr_prefix_prefill/{n}"] = functools.partial(icr.prefill_context, z.facts)
+    asks = measure_interleaved(fns, cfg.scaling_ask_repeats, cfg.warmup)
     rows = []
-    for size in cfg.scaling_sizes:
-        rng = random.Random(f"{cfg.seed}-{size}")
-        sets = [knowledge_set(rng, i, size) for i in range(cfg.scaling_sets)]
+    for n, z in sizes.items():
         if log is not None:
-            print(f"bench: scaling {size} sentences ({len(sets)} sets)", file=log, flush=True)
-        rows.append(scaling_row(reckoner, icr, sets, cfg, delta_dtype, delta_rank))
+            print(f"bench: scaling, accuracy at {n} sentences ({len(z.sets)} sets)", file=log, flush=True)
+        rows.append(_row(reckoner, icr, z, encodes[str(n)].median_ms, asks, n,
+                         _accuracies(reckoner, icr, z, delta_dtype, delta_rank)))
     return rows
+
+
+def _row(reckoner: Reckoner, icr: Reckoner, z: _Size, encode_ms: float, asks: dict[str, Timing], n: int,
+         accuracy: tuple[float, float | None, int]) -> dict[str, Any]:
+    acc_r, acc_i, total = accuracy
+    window = context_window(icr)
+    prefix_text = context_prefix(icr.config.prompt, z.facts)
+    prefix_tokens = 1 + len(icr.tokenizer(prefix_text, add_special_tokens=False)["input_ids"])  # <bos> + facts
+    labels = Counter(q.answer for ep in z.sets for q in ep.questions)
+
+    def ms(name: str) -> float | None:
+        key = f"{name}/{n}"
+        return round(asks[key].median_ms, 3) if key in asks else None
+
+    return {
+        "n_facts": len(z.facts),
+        "fact_tokens": fact_tokens(reckoner, z.facts, template=False),
+        "encode_tokens": fact_tokens(reckoner, z.facts, template=True),
+        "icr_prompt_tokens": z.tokens_needed,
+        "context_window": window,
+        "icr_fits": z.fits,
+        "note": None if z.fits else f"the in-context prompt needs {z.tokens_needed} tokens; the window is {window}",
+        "encode_ms": round(encode_ms, 3),
+        "ask_ms": ms("ask"),
+        "icr_ms": ms("icr"),
+        "icr_prefix_ms": ms("icr_prefix"),
+        "icr_prefix_prefill_ms": ms("icr_prefix_prefill"),
+        "delta_bytes": len(z.blob),
+        "kv_cache_bytes": z.cache.nbytes() if z.cache is not None else None,
+        "kv_cache_bytes_needed": prefix_tokens * kv_bytes_per_token(icr),
+        "accuracy_reckoning": round(acc_r, 4),
+        "accuracy_icr": round(acc_i, 4) if acc_i is not None else None,
+        "majority_label_share": round(labels.most_common(1)[0][1] / total, 4),
+        "n_sets": len(z.sets),
+        "n_questions": total,
+        "mean_questions_per_set": round(statistics.mean(len(s.questions) for s in z.sets), 1),
+    }
