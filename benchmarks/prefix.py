@@ -46,7 +46,7 @@ def prompt_tokens(reckoner: Reckoner, facts: list[str], questions: list[str]) ->
                                           add_special_tokens=False)["input_ids"]) for q in questions)
 
 
-def prefix_figures(reckoner: Reckoner, icr: Reckoner, theory: Episode, weights: MergedWeights, encode_ms: float,
+def prefix_figures(reckoner: Reckoner, icr: Reckoner, theory: Episode, weights: MergedWeights,
                    cfg: BenchConfig) -> dict[str, Any]:
     """icr_prefix_prefill_ms, icr_prefix_ms (one question from the cache), kv_cache_bytes (fp16) for one theory,
     timed interleaved with a hot RECKONING ask and a plain in-context ask on the FT-ICR checkpoint."""
@@ -81,7 +81,6 @@ def prefix_figures(reckoner: Reckoner, icr: Reckoner, theory: Episode, weights: 
         "icr_prefix_ms": round(prefix_ms, 3),
         "kv_cache_bytes": cache.nbytes(),
         "icr_prefix_over_ask": round(prefix_ms / ask_ms, 4),
-        "break_even_questions_prefix": break_even_prefix(encode_ms, ask_ms, prefill_ms, prefix_ms),
         "icr_prefix": {
             "icr_model": icr.model_name,
             "icr_fingerprint": icr.fingerprint,
@@ -95,7 +94,6 @@ def prefix_figures(reckoner: Reckoner, icr: Reckoner, theory: Episode, weights: 
                 "n_questions": len(everything),
                 **{f"{k}_ms": round(v.median_ms, 3) for k, v in batched.items()},
                 "icr_prefix_with_prefill_ms": round(batched["icr_prefix"].median_ms + prefill_ms, 3),
-                "ask_with_encode_ms": round(batched["ask"].median_ms + encode_ms, 3),
             },
         },
     }

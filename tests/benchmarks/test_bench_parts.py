@@ -36,8 +36,9 @@ def test_union_relabels_on_the_joined_theory() -> None:
 
 
 def test_where_each_wins_follows_the_numbers() -> None:
-    base = {"encode_ms": 400.0, "icr_prefix_prefill_ms": 8.0, "icr_prefix_ms": 6.0, "icr_prefix_over_ask": 0.75,
-            "break_even_questions_prefix": None, "icr_prefix": {"same_window": {"ask_ms": 8.0, "icr_ms": 20.0}},
+    base = {"icr_prefix_ms": 6.0, "icr_prefix_over_ask": 0.75, "icr_prefix": {"same_window": {"ask_ms": 8.0}},
+            "cheaper_encodes": {"same_window": {"icr_prefix_prefill_ms": 8.0},
+                                "variants": [{"encode_ms": 400.0, "break_even_questions_prefix": None}]},
             "scaling": [
                 {"n_facts": 16, "icr_fits": True, "kv_cache_bytes": 500_000, "delta_bytes": 4_000_000,
                  "ask_ms": 8.0, "accuracy_reckoning": 0.6, "accuracy_icr": 0.34, "majority_label_share": 0.34},
@@ -51,7 +52,9 @@ def test_where_each_wins_follows_the_numbers() -> None:
     assert "at every size that fits the window the KV cache is smaller" in text
     assert "Beyond the context window" in text and "3000-token" in text
     assert "does not read its context" in text
-    faster = where_each_wins({**base, "icr_prefix_over_ask": 2.0, "break_even_questions_prefix": 40})
+    faster = where_each_wins({**base, "icr_prefix_over_ask": 2.0, "cheaper_encodes": {
+        "same_window": {"icr_prefix_prefill_ms": 8.0}, "variants": [{"encode_ms": 400.0,
+                                                                      "break_even_questions_prefix": 40}]}})
     assert "RECKONING ask is 2.00× faster" in faster and "after 40 questions" in faster
     assert load_note({"load_average": {"start": [5.2, 5, 5], "end": [4.9, 5, 5], "cpu_count": 2}})
     assert load_note({"load_average": {"start": [0.3, 0, 0], "end": [0.4, 0, 0], "cpu_count": 2}}) is None
