@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import statistics
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -117,6 +118,13 @@ def cheaper_encodes(reckoner: Reckoner, icr: Reckoner, theories: list[Episode], 
             "break_even_questions": break_even(enc_ms, ask_ms, icr_ms),
             "break_even_questions_prefix": break_even_prefix(enc_ms, ask_ms, prefill_ms, prefix_ms),
         })
+    # the same slice in context on the FT-ICR checkpoint (prefix-cached: the same answers as plain in-context)
+    icr_right = icr_total = 0
+    for t in dev:
+        answers = icr.answer_from_context(icr.prefill_context(list(t.facts)), list(t.facts),
+                                          [q.text for q in t.questions])
+        icr_right += sum(a.answer == q.answer for a, q in zip(answers, t.questions, strict=True))
+        icr_total += len(answers)
     base = rows[0]["accuracy"]
     for r in rows:
         r["accuracy_drop_pts"] = round(100 * (base - r["accuracy"]), 2)
@@ -130,6 +138,8 @@ def cheaper_encodes(reckoner: Reckoner, icr: Reckoner, theories: list[Episode], 
             "plain": round(fact_tokens(reckoner, all_facts, template=False) / n, 2),
         },
         "icr_model": icr.model_name,
+        "icr_accuracy": round(icr_right / icr_total, 4),
+        "majority_label_share": round(max(Counter(q.answer for t in dev for q in t.questions).values()) / icr_total, 4),
         "same_window": window,
         "variants": rows,
     }
