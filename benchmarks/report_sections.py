@@ -202,9 +202,12 @@ def where_each_wins(data: dict[str, Any]) -> str:
                        "past the window it answers but does not yet answer well: those rows show cost and bytes, "
                        "not quality (the `accuracy_256` aim is missed).")
     if len(rows) >= 2 and rows[0].get("ask_ms") and rows[-1].get("ask_ms"):
-        out.append(f"RECKONING's ask does not grow with the knowledge: {_ms(rows[0]['ask_ms'])} at "
-                   f"{rows[0]['n_facts']} sentences, {_ms(rows[-1]['ask_ms'])} at {rows[-1]['n_facts']} "
-                   f"({rows[-1]['ask_ms'] / rows[0]['ask_ms']:.2f}×).")
+        growth = rows[-1]["ask_ms"] / rows[0]["ask_ms"]
+        verdict = ("does not grow with the knowledge" if growth <= SAME else
+                   "carries no facts in its prompt at any size, yet measured")
+        out.append(f"RECKONING's ask {verdict}: {_ms(rows[0]['ask_ms'])} at {rows[0]['n_facts']} sentences, "
+                   f"{_ms(rows[-1]['ask_ms'])} at {rows[-1]['n_facts']} ({growth:.2f}×"
+                   + (", under load; the questions differ in length too)." if growth > SAME else ")."))
     if cheaper.get("icr_accuracy") is not None and shipped.get("accuracy") is not None:
         out.append(f"**Answer quality with distractors** (dev theories, full theory, distractors included, "
                    f"{cheaper.get('slice', '').split(',')[0]}): RECKONING {_pct(shipped['accuracy'])}, in-context "
@@ -212,7 +215,7 @@ def where_each_wins(data: dict[str, Any]) -> str:
                    f"{_pct(cheaper.get('majority_label_share'))}).")
     acc = [r for r in fitting if r.get("accuracy_icr") is not None]
     if acc:
-        out.append("Accuracy with distractors (generated sets, every sentence in the knowledge): "
+        out.append("Accuracy on the generated sets that fit the window: "
                    + "; ".join(f"{r['n_facts']} sentences: RECKONING {_pct(r['accuracy_reckoning'])}, in-context "
                                f"{_pct(r['accuracy_icr'])}" for r in acc)
                    + ".")
