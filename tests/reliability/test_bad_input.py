@@ -10,6 +10,7 @@ import httpx
 import pytest
 from rel_support import Stack, check_answers, facts_for
 
+from benchmarks.processes import metric
 from tests.support import chunked_facts_body
 
 # The stack runs with the default limits (they fit a full ProofWriter theory).
@@ -52,7 +53,17 @@ def post_raw(client: httpx.Client, url: str, content: bytes) -> httpx.Response:
 def test_oversize_body_by_content_length_is_413_naming_the_limit(alice: httpx.Client) -> None:
     body = json.dumps({"facts": ["w" * 900] * 2400}).encode()
     assert len(body) > MAX_BODY
+    counted = metric(alice, "reckoning_requests_total", route="/encode", status="413")
     names(post_raw(alice, "/encode", body), 413, text=f"max_body_bytes={MAX_BODY}")
+    assert metric(alice, "reckoning_requests_total", route="/encode", status="413") == counted + 1  # under its route
+
+
+def test_the_byte_limit_is_exact(alice: httpx.Client) -> None:
+    body = json.dumps({"facts": facts_for(f"bytes{time.monotonic_ns()}", 3)}).encode()
+    at_limit = body[:-1] + b" " * (MAX_BODY - len(body)) + b"}"  # JSON whitespace up to the last byte allowed
+    assert len(at_limit) == MAX_BODY
+    assert post_raw(alice, "/encode", at_limit).status_code == 200
+    names(post_raw(alice, "/encode", at_limit[:-1] + b" }"), 413, text="max_body_bytes")
 
 
 def test_oversize_body_streamed_without_content_length_is_413(alice: httpx.Client) -> None:
@@ -136,6 +147,17 @@ ENCODE_BAD: list[tuple[str, bytes, list[Any]]] = [
 @pytest.mark.parametrize(("content", "loc"), [c[1:] for c in ENCODE_BAD], ids=[c[0] for c in ENCODE_BAD])
 def test_bad_encode_bodies_are_422_naming_the_field(alice: httpx.Client, content: bytes, loc: list[Any]) -> None:
     names(post_raw(alice, "/encode", content), 422, loc=loc)
+
+
+def test_a_ttl_over_max_ttl_s_names_the_limit(alice: httpx.Client) -> None:
+    max_ttl = 30 * 24 * 3600
+    body = {"facts": ["Bob is kind."], "ttl_s": max_ttl + 1}
+    names(alice.post("/encode", json=body), 422, loc=["body", "ttl_s"], text=str(max_ttl))
+
+
+def test_json_sent_without_a_json_content_type_says_so(alice: httpx.Client) -> None:
+    response = alice.post("/encode", content=b'{"facts": ["Bob is kind."]}', headers={"content-type": "text/plain"})
+    names(response, 422, text="Content-Type")
 
 
 def test_control_character_errors_name_the_code_point(alice: httpx.Client) -> None:

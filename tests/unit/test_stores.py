@@ -1,37 +1,14 @@
-"""Stores and single-flight, in process: the embedded SQLite + LRU store, RedisStore on a real redis-server."""
+"""The embedded store (SQLite + DeltaLRU) and single-flight, in process."""
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
 
-from benchmarks.processes import RedisProcess, free_port
 from service.single_flight import SingleFlight
-from service.store import (
-    EmbeddedStore,
-    Eviction,
-    KnowledgeRecord,
-    KnowledgeStore,
-    RedisStore,
-    StoreUnavailable,
-)
+from service.store import EmbeddedStore, Eviction
 from service.store.lru import DeltaLRU
-
-
-def record(knowledge_id: str = "k" * 64, facts: list[str] | None = None) -> KnowledgeRecord:
-    return KnowledgeRecord(
-        knowledge_id=knowledge_id,
-        facts=facts or ["Bob is kind.", "Ünïcödé is fine."],
-        created=time.time(),
-        model="tiny",
-        fingerprint="f" * 64,
-        recall=1.0,
-        final_inner_loss=0.5,
-        delta_bytes=3,
-        ttl_s=60,
-        encode_ms=1.0,
-    )
+from tests.support import exercise_store, sample_record
 
 
 class FakeClock:
@@ -91,43 +68,14 @@ def test_lru_replacing_a_key_keeps_the_byte_count_right() -> None:
     assert lru.nbytes == 0
 
 
-# ----------------------------------------------------------------------------- stores
-
-
-async def _exercise(store: KnowledgeStore) -> None:
-    """The KnowledgeStore contract, identical for both implementations."""
-    assert isinstance(store, KnowledgeStore)
-    await store.ping()
-    rec = record()
-    assert await store.get_knowledge("alice", rec.knowledge_id) is None
-    assert await store.put_knowledge("alice", rec) is True
-    assert await store.put_knowledge("alice", record(facts=["other"])) is False  # first write wins
-    assert await store.get_knowledge("alice", rec.knowledge_id) == rec
-    assert await store.get_knowledge("bob", rec.knowledge_id) is None  # namespaces are separate
-
-    assert (await store.delta_status("alice", rec.knowledge_id)).cached is False
-    await store.put_delta("alice", rec.knowledge_id, b"\x00blob\xff", 30)
-    assert await store.get_delta("alice", rec.knowledge_id) == b"\x00blob\xff"
-    status = await store.delta_status("alice", rec.knowledge_id)
-    assert status.cached and status.ttl_s is not None and 25 < status.ttl_s <= 30
-    assert await store.touch_delta("alice", rec.knowledge_id, 300)
-    status = await store.delta_status("alice", rec.knowledge_id)
-    assert status.ttl_s is not None and status.ttl_s > 250
-    assert await store.get_delta("bob", rec.knowledge_id) is None
-    assert await store.touch_delta("bob", rec.knowledge_id, 300) is False
-
-    assert await store.delete_knowledge("bob", rec.knowledge_id) is False
-    assert await store.delete_knowledge("alice", rec.knowledge_id) is True
-    assert await store.get_knowledge("alice", rec.knowledge_id) is None
-    assert await store.get_delta("alice", rec.knowledge_id) is None
-    assert await store.delete_knowledge("alice", rec.knowledge_id) is False
+# ----------------------------------------------------------------------------- embedded store
 
 
 def test_embedded_store_contract(tmp_path: Path) -> None:
     async def run() -> None:
         store = EmbeddedStore(tmp_path / "k.sqlite3", max_delta_bytes=1 << 20)
         try:
-            await _exercise(store)
+            await exercise_store(store)
         finally:
             await store.close()
 
@@ -136,7 +84,7 @@ def test_embedded_store_contract(tmp_path: Path) -> None:
 
 def test_embedded_store_facts_survive_reopening(tmp_path: Path) -> None:
     path = tmp_path / "nested" / "k.sqlite3"
-    rec = record()
+    rec = sample_record()
 
     async def write() -> None:
         store = EmbeddedStore(path, max_delta_bytes=1 << 20)
@@ -152,67 +100,6 @@ def test_embedded_store_facts_survive_reopening(tmp_path: Path) -> None:
 
     asyncio.run(write())
     asyncio.run(read())
-
-
-def test_redis_store_contract(redis_server: RedisProcess) -> None:
-    async def run() -> None:
-        store = RedisStore(redis_server.url, prefix="unit")
-        try:
-            await _exercise(store)
-            rec = record("r" * 64)
-            await store.put_knowledge("alice", rec)
-            await store.put_delta("alice", rec.knowledge_id, b"d", 30)
-            sync = redis_server.client()
-            assert sync.ttl(store.facts_key("alice", rec.knowledge_id)) == -1
-            assert 0 < sync.ttl(store.delta_key("alice", rec.knowledge_id)) <= 30
-            await store.delete_knowledge("alice", rec.knowledge_id)
-        finally:
-            await store.close()
-
-    asyncio.run(run())
-
-
-def test_unreachable_redis_raises_store_unavailable_fast() -> None:
-    async def run() -> None:
-        store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
-        for call in (
-            store.ping(),
-            store.get_knowledge("t", "x"),
-            store.put_knowledge("t", record()),
-            store.get_delta("t", "x"),
-            store.put_delta("t", "x", b"d", 1),
-            store.delta_status("t", "x"),
-            store.delete_knowledge("t", "x"),
-        ):
-            started = time.monotonic()
-            with pytest.raises(StoreUnavailable):
-                await call
-            assert time.monotonic() - started < 2.5
-        await store.close()
-
-    asyncio.run(run())
-
-
-def test_redis_store_recovers_after_a_restart(tmp_path: Path) -> None:
-    server = RedisProcess(tmp_path / "redis")
-    server.start()
-
-    async def run() -> None:
-        store = RedisStore(server.url, timeout_s=0.5)
-        rec = record()
-        await store.put_knowledge("t", rec)
-        server.kill()
-        with pytest.raises(StoreUnavailable):
-            await store.ping()
-        server.start()
-        await store.ping()  # the pool reconnects by itself
-        assert await store.get_knowledge("t", rec.knowledge_id) == rec  # from the AOF
-        await store.close()
-
-    try:
-        asyncio.run(run())
-    finally:
-        server.stop()
 
 
 # ----------------------------------------------------------------------------- single flight
