@@ -22,6 +22,7 @@ from benchmarks.config import BenchConfig, threads_from_env
 from benchmarks.data import load_dev_theories, typical_theory
 from benchmarks.http import http_figures
 from benchmarks.timing import git_info, machine_info
+from reckoning_core.device import device_setting
 from reckoning_core.reckoner import Reckoner
 from service.engine import stored_form
 from service.settings import Settings
@@ -52,7 +53,7 @@ def _blob_bytes(reckoner: Reckoner, facts: list[str], env: dict[str, str]) -> in
 
 def run_ab(cfg: BenchConfig, variants: list[tuple[str, dict[str, str]]], repeats: int) -> dict[str, Any]:
     torch.set_num_threads(cfg.threads)
-    reckoner = Reckoner.from_pretrained(cfg.model, device="cpu", torch_threads=cfg.threads)
+    reckoner = Reckoner.from_pretrained(cfg.model, device=device_setting(), torch_threads=cfg.threads)
     theories = load_dev_theories(cfg.data_path)
     hot = typical_theory(theories)
     sizes = {name: _blob_bytes(reckoner, list(hot.facts), env) for name, env in variants}

@@ -20,6 +20,8 @@ class BenchConfig:
     out: Path
     quick: bool = False
     threads: int = DEFAULT_THREADS
+    device: str = "auto"  # RECKONING_DEVICE; resolved when the bench loads its models
+    icr_model: Path | None = Path("models/icr-proofwriter")  # the FT-ICR checkpoint; None = `model` itself
     data_path: Path | None = None  # owa_dev_natlang.jsonl; None = RECKONING_DATA_DIR or ../shared/data
     seed: int = 0
     # --- in-process timings (medians after warm-up) ---
@@ -30,6 +32,19 @@ class BenchConfig:
     amortization_repeats: int = 5
     batched_n: int = 16
     batched_repeats: int = 30
+    # --- scaling with knowledge size (training's solver-labelled full-language generator, fixed seed) ---
+    scaling_sizes: tuple[int, ...] = (4, 16, 64, 256)
+    scaling_sets: int = 4  # knowledge sets per size (accuracy is over all their questions)
+    scaling_repeats: int = 5  # encodes timed per size
+    scaling_ask_repeats: int = 50
+    # --- cheaper encodes: the shipped weights with fewer steps, an adaptive stop, plain facts ---
+    encode_option_theories: int = 60
+    encode_option_steps: tuple[int, ...] = (2, 3)
+    adaptive_thresholds: tuple[float, ...] = (0.8, 0.5, 0.35)
+    k2_model: Path | None = Path("models/reckoning-proofwriter-k2")
+    # --- batched encodes ---
+    encode_batch_sizes: tuple[int, ...] = (1, 4, 16)
+    encode_batch_repeats: int = 3
     # --- delta_options: a fixed slice of dev theories (the first n in file order) ---
     option_theories: int = 60
     lora_ranks: tuple[int, ...] = (4, 16)
@@ -57,6 +72,11 @@ class BenchConfig:
             ask_repeats=30,
             amortization_repeats=3,
             batched_repeats=10,
+            scaling_sets=2,
+            scaling_repeats=2,
+            scaling_ask_repeats=15,
+            encode_option_theories=20,
+            encode_batch_repeats=1,
             option_theories=20,
             lora_ranks=(8,),
             svd_ranks=(16, 32),
@@ -71,6 +91,10 @@ class BenchConfig:
         d = asdict(self)
         d["model"] = str(self.model)
         d["out"] = str(self.out)
+        d["icr_model"] = str(self.icr_model) if self.icr_model else None
+        d["k2_model"] = str(self.k2_model) if self.k2_model else None
+        for key in ("scaling_sizes", "encode_option_steps", "adaptive_thresholds", "encode_batch_sizes"):
+            d[key] = list(d[key])
         d["data_path"] = str(self.data_path) if self.data_path else None
         d["lora_ranks"] = list(self.lora_ranks)
         d["svd_ranks"] = list(self.svd_ranks)

@@ -9,7 +9,8 @@ from pathlib import Path
 def _run(args: argparse.Namespace) -> None:
     from benchmarks.run import bench_cmd
 
-    bench_cmd(quick=args.quick, out=args.out, model=args.model, threads=args.threads)
+    bench_cmd(quick=args.quick, out=args.out, model=args.model, threads=args.threads, icr_model=args.icr_model,
+              device=args.device, http=args.http)
 
 
 def _ab(args: argparse.Namespace) -> None:
@@ -34,6 +35,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--out", default="results/bench.json")
     r.add_argument("--model", default="models/reckoning-proofwriter")
     r.add_argument("--threads", type=int, default=None, help="torch threads (default: $RECKONING_BENCH_THREADS or 1)")
+    r.add_argument("--icr-model", default="models/icr-proofwriter",
+                   help="the FT-ICR checkpoint the in-context baselines run on (e.g. models/icr-full)")
+    r.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: $RECKONING_DEVICE or auto)")
+    r.add_argument("--no-http", dest="http", action="store_false", help="skip the HTTP section")
     r.set_defaults(handler=_run, extra="bench")
 
     a = what.add_parser("ab", help="the HTTP hot-vs-distinct load once per variant of RECKONING_* settings, alternated")

@@ -16,7 +16,7 @@ def _eval(args: argparse.Namespace) -> None:
     from training.cli import eval_cmd
 
     eval_cmd(model=args.model, data=args.data, setting=args.setting, method=args.method, out=args.out,
-             limit=args.limit, threads=args.threads, recall=args.recall, split=args.split)
+             limit=args.limit, threads=args.threads, device=args.device, recall=args.recall, split=args.split)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -50,6 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v.add_argument("--split", choices=["all", "dev", "train"], default="all",
                    help="depth5_mixed only: the held-out dev contexts, the training ones, or all")
     v.add_argument("--threads", type=int, default=None)
+    v.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: $RECKONING_DEVICE or auto)")
     v.add_argument("--no-recall", dest="recall", action="store_false")
     v.set_defaults(handler=_eval, extra="train")
 

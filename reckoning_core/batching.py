@@ -31,9 +31,10 @@ def packed_attention_mask(segment: Tensor, pos: Tensor, dtype: torch.dtype = tor
         same = same | (segment[:, None, :] == shared_segment)
     causal = pos[:, :, None] >= pos[:, None, :]
     real = segment[:, :, None] >= 0
-    pad_self = torch.eye(segment.shape[1], dtype=torch.bool)[None] & ~real
+    pad_self = torch.eye(segment.shape[1], dtype=torch.bool, device=segment.device)[None] & ~real
     allow = (same & causal & real) | pad_self
-    return torch.zeros(allow.shape, dtype=dtype).masked_fill(~allow, torch.finfo(dtype).min)[:, None]
+    mask = torch.zeros(allow.shape, dtype=dtype, device=segment.device)  # on the segment ids' device
+    return mask.masked_fill(~allow, torch.finfo(dtype).min)[:, None]
 
 
 def pad_rows(rows: list[list[int]], pad_id: int, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
@@ -111,8 +112,10 @@ def packed_fact_batch(tokenizer: PreTrainedTokenizerBase, facts: list[str], max_
             pos[b, at : at + n] = torch.arange(n)
             segment[b, at : at + n] = i
             at += n
-    mask = packed_attention_mask(segment, pos, dtype)
-    return FactBatch(ids.to(device), mask.to(device), labels.to(device), pos.to(device))
+    # the (B, 1, T, T) float mask is made on the device it is used on (up to 1 MB a row): no host-side copy
+    pos = pos.to(device)
+    mask = packed_attention_mask(segment.to(device), pos, dtype)
+    return FactBatch(ids.to(device), mask, labels.to(device), pos)
 
 
 def prompt_rows(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[list[int]]:

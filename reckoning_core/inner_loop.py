@@ -36,6 +36,7 @@ class FactBatch:
 class AdaptResult:
     fast: Params
     losses: list[Tensor]  # fact loss before each step, then after the last step when requested
+    steps: int = 0  # inner steps taken (fewer than config.inner_steps after an adaptive stop)
 
 
 def init_log_lrs(fast: Mapping[str, Tensor], config: EncodeConfig) -> Params:
@@ -58,6 +59,7 @@ def adapt(
     config: EncodeConfig,
     order: Order = "none",
     final_loss: bool = False,
+    stop_below: float | None = None,
 ) -> AdaptResult:
     """Run config.inner_steps steps of SGD or Adam on the fact loss, starting from `fast`.
 
@@ -65,7 +67,8 @@ def adapt(
     parameters through the inner gradients (create_graph). "first": inner gradients are
     constants, so the outer gradient reaches the base at the adapted point (FOMAML) and the
     learned LRs still get theirs. "none": serving; nothing is tracked. The caller's tensors are
-    never modified.
+    never modified. `stop_below` (serving only) ends the loop before a step whose starting fact loss is
+    already below it: an adaptive stop that costs nothing, since that loss is computed for the step anyway.
     """
     if order not in ("none", "first", "second"):
         raise ValueError(f"order must be none, first or second, not {order!r}")
@@ -80,12 +83,19 @@ def adapt(
     m: Params = {n: torch.zeros_like(t) for n, t in cur.items()}
     v: Params = {n: torch.zeros_like(t) for n, t in cur.items()}
     b1, b2 = config.adam_betas
+    if stop_below is not None and track:
+        raise ValueError("stop_below is for serving (order='none'): a data-dependent stop has no meta-gradient")
     losses: list[Tensor] = []
+    steps = 0
     for step in range(config.inner_steps):
         with torch.enable_grad():
             loss = fact_loss(model, base, cur, batch)
+            if stop_below is not None and float(loss.detach()) < stop_below:
+                losses.append(loss.detach())
+                break
             grads = torch.autograd.grad(loss, [cur[n] for n in names], create_graph=create_graph)
         losses.append(loss.detach())
+        steps += 1
         new: Params = {}
         for n, g in zip(names, grads, strict=True):
             lr = log_lrs[n][step].exp()
@@ -102,9 +112,9 @@ def adapt(
         if not track:
             new = {n: t.detach().requires_grad_(True) for n, t in new.items()}
         cur = new
-    if final_loss:
+    if final_loss and steps == config.inner_steps:
         with torch.no_grad():
             losses.append(fact_loss(model, base, cur, batch).detach())
     if not track:
         cur = {n: t.detach() for n, t in cur.items()}
-    return AdaptResult(cur, losses)
+    return AdaptResult(cur, losses, steps)

@@ -10,11 +10,14 @@ from torch import Tensor
 
 from reckoning_core import serialization
 from reckoning_core.answer import generate, score_choices
+from reckoning_core.batched_encode import adapt_sets, stack_sets
 from reckoning_core.batching import packed_fact_batch
 from reckoning_core.checkpoint import Checkpoint, load_checkpoint
+from reckoning_core.device import InnerAutocast, check_autocast, inner_autocast, resolve_device
 from reckoning_core.fast_weights import base_params, init_fast, merge
-from reckoning_core.inner_loop import adapt
+from reckoning_core.inner_loop import FactBatch, adapt
 from reckoning_core.knowledge_ids import knowledge_id, normalize_facts
+from reckoning_core.prefix_cache import PrefixCache, context_prefix, prefill, score_from_prefix
 from reckoning_core.recall import fact_recall
 
 
@@ -24,6 +27,7 @@ class EncodeResult:
     final_inner_loss: float
     recall: float
     n_facts: int
+    steps: int = -1  # inner steps taken (-1: not recorded)
 
 
 @dataclass(frozen=True)
@@ -54,30 +58,33 @@ class Reckoner:
     so callers serialise access (the service runs torch work on a single worker thread).
     """
 
-    def __init__(self, ckpt: Checkpoint, device: str = "cpu") -> None:
+    def __init__(self, ckpt: Checkpoint, device: str = "cpu", inner_autocast: InnerAutocast = "off") -> None:
         self.ckpt = ckpt
-        self.device = device
-        self.model = ckpt.model.to(device).eval()  # type: ignore[arg-type]
+        self.device = resolve_device(device)  # "auto" -> cuda when there is one, else cpu
+        self.inner_autocast = check_autocast(inner_autocast)
+        self.fingerprint = ckpt.fingerprint()  # before the move: the meta device has no bytes to hash
+        self.model = ckpt.model.to(self.device).eval()  # type: ignore[arg-type]
         self.tokenizer = ckpt.tokenizer
         self.config = ckpt.config
         self.base = base_params(self.model)
         self.dtype = next(iter(self.base.values())).dtype
-        self.log_lrs = {k: v.to(device) for k, v in ckpt.log_lrs.items()}
-        self.fingerprint = ckpt.fingerprint()
+        self.log_lrs = {k: v.to(self.device) for k, v in ckpt.log_lrs.items()}
         self.encode_hash = ckpt.config.encode.hash()
         self.model_name = ckpt.name
         self.labels: list[str] | None = list(ckpt.config.labels) if ckpt.config.labels else None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", torch_threads: int | None = None,
-                        attn_implementation: str = "sdpa") -> Reckoner:
+                        attn_implementation: str = "sdpa", inner_autocast: InnerAutocast = "off") -> Reckoner:
         """Load for serving and evaluation. Encoding needs only first-order gradients, so the fused attention
         kernels serve here (meta-training's second order needs "eager": the fused CPU kernel has no double
         backward). On the shipped model they gave the same deltas as "eager" to 1e-6 and the same dev accuracy,
         overall and at every depth."""
         if torch_threads:
             torch.set_num_threads(torch_threads)
-        return cls(load_checkpoint(path, device=device, attn_implementation=attn_implementation), device)
+        device = resolve_device(device)
+        return cls(load_checkpoint(path, device=device, attn_implementation=attn_implementation), device,
+                   inner_autocast)
 
     def normalize_facts(self, facts: list[str]) -> list[str]:
         return normalize_facts(facts)
@@ -85,20 +92,53 @@ class Reckoner:
     def knowledge_id(self, facts: list[str]) -> str:
         return knowledge_id(self.fingerprint, self.encode_hash, facts)
 
-    def encode(self, facts: list[str], with_recall: bool = True) -> EncodeResult:
+    def _fact_batch(self, facts: list[str]) -> tuple[list[str], FactBatch]:
         norm = [self.config.prompt.fact_text(f) for f in normalize_facts(facts)]
-        enc = self.config.encode
         # packed rows: the same delta as one padded row per fact (tested), without the padding's compute
-        batch = packed_fact_batch(self.tokenizer, norm, enc.max_fact_tokens, self.device, dtype=self.dtype)
+        return norm, packed_fact_batch(self.tokenizer, norm, self.config.encode.max_fact_tokens, self.device,
+                                       dtype=self.dtype)
+
+    def encode(self, facts: list[str], with_recall: bool = True, stop_below: float | None = None) -> EncodeResult:
+        """Fold facts into a delta; `stop_below` stops the inner loop once the fact loss is below it."""
+        enc = self.config.encode
+        norm, batch = self._fact_batch(facts)
         fast0 = init_fast(self.model, enc.fast_weights, self.ckpt.lora_init)
         # the recall forward also gives the final fact loss, so adapt() need not run one more
-        result = adapt(self.model, self.base, fast0, batch, self.log_lrs, enc, order="none", final_loss=not with_recall)
+        with inner_autocast(self.device, self.inner_autocast):
+            result = adapt(self.model, self.base, fast0, batch, self.log_lrs, enc, order="none",
+                           final_loss=not with_recall, stop_below=stop_below)
         if with_recall:
             rec = fact_recall(self.model, merge(self.base, result.fast), self.tokenizer, norm, enc.max_fact_tokens)
             recall, final = rec.share, rec.loss
         else:
             recall, final = -1.0, float(result.losses[-1]) if result.losses else float("nan")
-        return EncodeResult(result.fast, final, recall, len(norm))
+        return EncodeResult(result.fast, final, recall, len(norm), result.steps)
+
+    def encode_many(self, fact_sets: list[list[str]]) -> list[dict[str, Tensor]]:
+        """One delta per knowledge set, all sets through one inner loop (batched_encode); no recall check."""
+        enc = self.config.encode
+        stacked = stack_sets([self._fact_batch(facts)[1] for facts in fact_sets], self.tokenizer.pad_token_id)
+        fast0 = init_fast(self.model, enc.fast_weights, self.ckpt.lora_init)
+        with inner_autocast(self.device, self.inner_autocast):
+            return adapt_sets(self.model, self.base, fast0, stacked, self.log_lrs, enc)
+
+    def prefill_context(self, facts: list[str]) -> PrefixCache:
+        """In-context reasoning with a prefix cache, step 1: the facts' keys and values, computed once."""
+        return prefill(self.model, self.tokenizer, context_prefix(self.config.prompt, facts))
+
+    def answer_from_context(self, cache: PrefixCache, facts: list[str], questions: list[str],
+                            choices: list[str] | None = None) -> list[Answer]:
+        """Step 2: score the choices for each question from the cache; equal to answer_in_context (tested)."""
+        options = list(choices or self.labels or [])
+        kept = [f for f in dict.fromkeys(" ".join(f.split()) for f in facts) if f]
+        prompts = [self.config.prompt.in_context_prompt(kept, q) for q in questions]
+        probs = score_from_prefix(self.model, self.tokenizer, cache, prompts, options,
+                                  self.config.prompt.answer_prefix)
+        out = []
+        for q, row in zip(questions, probs.tolist(), strict=True):
+            scores = dict(zip(options, row, strict=True))
+            out.append(Answer(q, max(scores, key=scores.__getitem__), scores))
+        return out
 
     @torch.no_grad()
     def merged(self, delta: dict[str, Tensor]) -> MergedWeights:

@@ -15,6 +15,7 @@ from transformers.utils import logging as hf_logging
 
 from reckoning_core.batching import token_ids
 from reckoning_core.compression import low_rank
+from reckoning_core.device import InnerAutocast
 from reckoning_core.reckoner import Answer, AnswerWeights, MergedWeights, Reckoner
 from reckoning_core.serialization import DEFAULT_DELTA_DTYPE, DeltaDtype, DeltaError
 from service.metrics import ENCODES_IN_FLIGHT
@@ -96,6 +97,8 @@ class Engine:
         delta_dtype: DeltaDtype = DEFAULT_DELTA_DTYPE,
         delta_rank: int = 0,
         load_workers: int = 1,
+        device: str = "auto",
+        inner_autocast: InnerAutocast = "off",
     ) -> "Engine":
         """Blocking: load the checkpoint (call from a thread during startup)."""
         if not Path(model_dir).is_dir():
@@ -104,11 +107,14 @@ class Engine:
             )
         hf_logging.disable_progress_bar()  # no tqdm bars in server logs
         started = time.perf_counter()
-        reckoner = Reckoner.from_pretrained(model_dir, device="cpu", torch_threads=torch_threads)
+        reckoner = Reckoner.from_pretrained(
+            model_dir, device=device, torch_threads=torch_threads, inner_autocast=inner_autocast
+        )
         log.info(
-            "loaded model %s (fingerprint %s) in %.1fs",
+            "loaded model %s (fingerprint %s) on %s in %.1fs",
             reckoner.model_name,
             reckoner.fingerprint[:12],
+            reckoner.device,
             time.perf_counter() - started,
         )
         return cls(

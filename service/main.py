@@ -134,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             delta_dtype=settings.delta_dtype,
             delta_rank=settings.delta_rank,
             load_workers=settings.load_workers,
+            device=settings.device,
+            inner_autocast=settings.inner_autocast,
         )
         store = build_store(
             redis_url=settings.redis_url,

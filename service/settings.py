@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     # --- engine ---
+    device: str = Field(
+        default="auto", description="where torch runs: auto (CUDA when torch sees a GPU, else cpu), cpu, cuda, cuda:N"
+    )
+    inner_autocast: Literal["off", "bf16", "fp16"] = Field(
+        default="off", description="mixed precision of the encode's inner loop (for CUDA; fast weights stay fp32)"
+    )
     torch_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads; None = torch default")
     max_concurrent_encodes: int = Field(
         default=1, ge=1, description="encodes admitted to the torch pool at once, so asks are not queued behind them"

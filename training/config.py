@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from reckoning_core.device import AUTO, device_setting, resolve_device
+
 
 @dataclass
 class TrainConfig:
@@ -17,7 +19,7 @@ class TrainConfig:
     out_dir: str = "runs/run"
     init_from: str | None = None  # a checkpoint folder (e.g. the ICR model) or None = from scratch
     seed: int = 0
-    device: str = "cpu"
+    device: str = "auto"  # auto = $RECKONING_DEVICE when set, else CUDA when there is a GPU, else cpu
     threads: int = 2
     # model (from scratch only)
     arch: str = "gpt2"
@@ -74,6 +76,10 @@ class TrainConfig:
     log_every: int = 10
     save_dtype: str = "float32"
     log_episodes: bool = False  # write each rank's episode ids per step (episodes-rankN.jsonl)
+
+    def __post_init__(self) -> None:
+        # resolved once, so every tensor the run makes goes to one concrete device (and the checkpoint records it)
+        self.device = resolve_device(device_setting() if self.device == AUTO else self.device)
 
     @classmethod
     def load(cls, path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:

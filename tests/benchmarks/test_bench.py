@@ -59,6 +59,9 @@ def test_bench_end_to_end(tiny_gpt2: Path, dev_file: Path, tmp_path: Path) -> No
         data_path=dev_file, warmup=1, encode_repeats=2, ask_repeats=3, amortization_max_n=4,
         amortization_repeats=1, batched_n=4, batched_repeats=2, option_theories=2, lora_ranks=(2,),
         http_concurrency=4, http_seconds=1.0, http_warmup_s=0.2, http_distinct_ids=3,
+        icr_model=tiny_gpt2, device="cpu", scaling_sizes=(4, 70), scaling_sets=1, scaling_repeats=1,
+        scaling_ask_repeats=2, encode_option_theories=2, encode_option_steps=(1,), adaptive_thresholds=(0.5,),
+        k2_model=None, encode_batch_sizes=(1, 2), encode_batch_repeats=1,
     )
     data = run_bench(cfg)
     for key in ("encode_ms", "ask_ms", "plain_ms", "icr_ms", "ask_overhead", "icr_over_ask", "batched_ask_speedup",
@@ -67,6 +70,37 @@ def test_bench_end_to_end(tiny_gpt2: Path, dev_file: Path, tmp_path: Path) -> No
     assert data["break_even_questions"] is None or (isinstance(data["break_even_questions"], int)
                                                     and data["break_even_questions"] >= 1)
     assert isinstance(data["delta_bytes"], int) and data["delta_bytes"] > 0
+
+    for key in ("icr_prefix_prefill_ms", "icr_prefix_ms", "kv_cache_bytes", "icr_prefix_over_ask"):
+        assert _number(data[key]) and data[key] > 0, key
+    be = data["break_even_questions_prefix"]
+    assert be is None or (isinstance(be, int) and be >= 1)
+    assert set(data["encode_sets_per_s"]) == {"1", "2"} and all(v > 0 for v in data["encode_sets_per_s"].values())
+    la = data["load_average"]
+    assert len(la["start"]) == len(la["end"]) == 3 and la["cpu_count"] >= 1
+
+    rows = data["scaling"]
+    assert [r["n_facts"] for r in rows] == [4, 70]
+    row_keys = ("n_facts", "fact_tokens", "encode_ms", "ask_ms", "icr_ms", "icr_prefix_ms", "delta_bytes",
+                "kv_cache_bytes", "accuracy_reckoning", "accuracy_icr", "icr_fits")
+    for r in rows:
+        assert set(row_keys) <= set(r), r
+        assert r["delta_bytes"] > 0 and r["encode_ms"] > 0 and r["ask_ms"] > 0
+        assert 0.0 <= r["accuracy_reckoning"] <= 1.0 and r["n_questions"] > 0
+    small, big = rows
+    assert small["icr_fits"] and small["icr_ms"] > 0 and small["icr_prefix_ms"] > 0 and small["kv_cache_bytes"] > 0
+    assert 0.0 <= small["accuracy_icr"] <= 1.0
+    # 70 sentences do not fit the tiny model's 256 positions: the in-context fields are null and say why
+    assert not big["icr_fits"] and big["note"] and big["icr_prompt_tokens"] > big["context_window"]
+    assert big["icr_ms"] is None and big["icr_prefix_ms"] is None and big["accuracy_icr"] is None
+    assert big["kv_cache_bytes"] is None and big["kv_cache_bytes_needed"] > small["kv_cache_bytes"]
+
+    cheaper = data["cheaper_encodes"]
+    names = [v["name"] for v in cheaper["variants"]]
+    assert names[0].endswith("(shipped)") and any("stop once" in n for n in names) and any("K=1" in n for n in names)
+    for v in cheaper["variants"]:
+        assert 0.0 <= v["accuracy"] <= 1.0 and v["encode_ms"] > 0 and 0 <= v["mean_steps"] <= v["inner_steps"]
+    assert cheaper["tokens_per_fact"]["with_template"] >= cheaper["tokens_per_fact"]["plain"] > 0
 
     am = data["amortization"]
     assert am["n"] == [1, 2, 3, 4] and len(am["reckoning_ms"]) == len(am["icr_ms"]) == 4
@@ -100,14 +134,17 @@ def test_bench_end_to_end(tiny_gpt2: Path, dev_file: Path, tmp_path: Path) -> No
     assert m["torch_threads"] == 1 and m["cpu_count"] >= 1 and m["torch"]
     assert len(data["model"]["fingerprint"]) == 64
     assert {t["key"] for t in data["targets"]} == {"ask_overhead", "icr_over_ask", "break_even_questions",
-                                                    "many_over_one", "small_delta_option"}
+                                                    "many_over_one", "small_delta_option", "ask_flat",
+                                                    "delta_over_kv_64", "accuracy_256"}
 
     paths = write_outputs(data, cfg.out)
     assert json.loads(paths["json"].read_text())["schema"] == "reckoning-bench/1"
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths["scaling_png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     md = paths["md"].read_text()
     for figure in ("ask_overhead", "break_even_questions", "many_over_one", "server_rss_mb_1000_sets",
-                   "Delta options"):
+                   "Delta options", "Where each method wins", "Prefix-cached in-context baseline",
+                   "Scaling with knowledge size", "Cheaper encodes", "Batched encodes", "Beyond the context window"):
         assert figure in md
 
 
@@ -122,7 +159,18 @@ def test_targets_and_report_from_numbers_alone() -> None:
     }
     status = {c["key"]: c["status"] for c in check_targets(data)}
     assert status == {"ask_overhead": "pass", "icr_over_ask": "miss", "break_even_questions": "n/a",
-                      "many_over_one": "pass", "small_delta_option": "pass"}
+                      "many_over_one": "pass", "small_delta_option": "pass", "ask_flat": "n/a",
+                      "delta_over_kv_64": "n/a", "accuracy_256": "n/a"}
+    data["scaling"] = [
+        {"n_facts": 4, "ask_ms": 10.0, "delta_bytes": 4_000_000, "kv_cache_bytes": 100_000, "icr_fits": True},
+        {"n_facts": 64, "ask_ms": 10.5, "delta_bytes": 4_000_000, "kv_cache_bytes": None,
+         "kv_cache_bytes_needed": 2_000_000, "icr_fits": False},
+        {"n_facts": 256, "ask_ms": 13.0, "delta_bytes": 4_000_000, "kv_cache_bytes": None,
+         "kv_cache_bytes_needed": 8_000_000, "icr_fits": False, "accuracy_reckoning": 0.95},
+    ]
+    status = {c["key"]: (c["status"], c["value"]) for c in check_targets(data)}
+    assert status["ask_flat"] == ("miss", 1.3) and status["delta_over_kv_64"] == ("miss", 2.0)
+    assert status["accuracy_256"] == ("pass", 0.95)
     best = small_delta_option(data)
     assert best is not None and best["name"] == "c"
     assert "| ask_overhead = ask_ms / plain_ms | 1.1 | <= 1.15 | pass |" in render_table(data)

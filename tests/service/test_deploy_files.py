@@ -150,3 +150,24 @@ def test_grafana_provisioning_covers_every_contract_metric() -> None:
         assert name in exprs, name
     uids = {t["datasource"]["uid"] for panel in dashboard["panels"] for t in panel["targets"]}
     assert uids == {datasource["datasources"][0]["uid"]}
+
+
+def test_gpu_override_reserves_a_gpu_and_builds_cuda_torch() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.gpu.yml").read_text())
+    api = compose["services"]["api"]
+    [device] = api["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and device["count"] == 1
+    assert "cu" in api["build"]["args"]["TORCH_VARIANT"]
+    assert "cuda" in api["environment"]["RECKONING_DEVICE"]
+    text = (DOCKER / "Dockerfile").read_text()
+    assert "ARG TORCH_VARIANT=cpu" in text and "whl/${TORCH_VARIANT}" in text  # CPU unless asked
+    binary = shutil.which("docker-compose")
+    if binary:
+        result = subprocess.run(
+            [binary, "-f", str(REPO / "docker-compose.yml"), "-f", str(REPO / "docker-compose.gpu.yml"), "config"],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        merged = yaml.safe_load(result.stdout)["services"]["api"]
+        assert merged["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+        assert merged["environment"]["RECKONING_REDIS_URL"]  # the base file's settings survive the override

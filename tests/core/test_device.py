@@ -1,0 +1,96 @@
+"""Device plumbing: RECKONING_DEVICE resolution, and every tensor an encode or an answer makes follows the device."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reckoning_core.answer import score_choices
+from reckoning_core.checkpoint import load_checkpoint
+from reckoning_core.device import device_setting, inner_autocast, resolve_device
+from reckoning_core.fast_weights import init_fast, merge
+from reckoning_core.inner_loop import adapt
+from reckoning_core.reckoner import Reckoner
+
+FACTS = ["Bob is blue.", "Anne is kind.", "If someone is nice and blue then they are round."]
+
+
+def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto") == resolve_device(None) == resolve_device("") == expected
+    assert resolve_device("cpu") == "cpu" and resolve_device("meta") == "meta"
+    with pytest.raises(ValueError):
+        resolve_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            resolve_device("cuda")
+    monkeypatch.delenv("RECKONING_DEVICE", raising=False)
+    assert device_setting() == "auto" and device_setting("cpu") == "cpu"
+    monkeypatch.setenv("RECKONING_DEVICE", "meta")
+    assert device_setting() == "meta" and device_setting("cpu") == "cpu"
+
+
+def test_auto_loads_on_the_resolved_device(tiny_gpt2: Path) -> None:
+    r = Reckoner.from_pretrained(tiny_gpt2, device="auto")
+    assert r.device == resolve_device("auto")
+    assert {p.device.type for p in r.model.parameters()} == {torch.device(r.device).type}
+
+
+class _CreatedTensors(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the device of every floating-point tensor any op produces while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.devices: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                self.devices.add(t.device.type)
+        return out
+
+
+def test_every_tensor_an_encode_and_answer_make_is_on_the_meta_device(tiny_gpt2: Path) -> None:
+    """On torch's meta device a tensor left on the CPU meets a meta tensor and fails, and the recorder
+    sees every float tensor an op makes: so this proves the plumbing a CUDA device would take."""
+    r = Reckoner(load_checkpoint(tiny_gpt2), device="meta")
+    assert {p.device.type for p in r.model.parameters()} == {"meta"}
+    labels = list(r.labels or [])
+    enc = r.config.encode
+    with _CreatedTensors() as seen:
+        # Reckoner.encode's own steps (it ends by reading the final loss as a float, which meta cannot give)
+        _, batch = r._fact_batch(FACTS)
+        delta = adapt(r.model, r.base, init_fast(r.model, enc.fast_weights), batch, r.log_lrs, enc).fast
+        params = merge(r.base, delta)
+        prompts = [r.config.prompt.question_prompt("Bob is round.")]
+        probs = score_choices(r.model, params, r.tokenizer, prompts, labels)
+    assert seen.devices == {"meta"}, seen.devices
+    assert {t.device.type for t in delta.values()} == {"meta"}
+    assert probs.device.type == "meta"
+    # Left out: the prefix cache (transformers' cache path reads a tensor's value, which meta cannot give) and
+    # the batched encode (functorch's grad transform refuses a meta forward); tests/core/test_cuda.py runs both.
+
+
+def test_inner_autocast_keeps_fp32_fast_weights(tiny_gpt2: Path) -> None:
+    exact = Reckoner.from_pretrained(tiny_gpt2, device="cpu").encode(FACTS, with_recall=False).delta
+    mixed = Reckoner.from_pretrained(tiny_gpt2, device="cpu", inner_autocast="bf16").encode(FACTS, with_recall=False)
+    for name, d in mixed.delta.items():
+        assert d.dtype == torch.float32
+        torch.testing.assert_close(d, exact[name], atol=5e-3, rtol=0.1)
+    with inner_autocast("cpu", "off"):
+        assert not torch.is_autocast_enabled("cpu")
+    with pytest.raises(ValueError):
+        Reckoner.from_pretrained(tiny_gpt2, device="cpu", inner_autocast="int8")  # type: ignore[arg-type]
+
+
+def test_adaptive_stop(tiny_gpt2: Path) -> None:
+    r = Reckoner.from_pretrained(tiny_gpt2, device="cpu")
+    full = r.encode(FACTS, with_recall=False)
+    assert full.steps == r.config.encode.inner_steps
+    never = r.encode(FACTS, with_recall=False, stop_below=0.0)
+    assert never.steps == full.steps
+    for name in full.delta:
+        torch.testing.assert_close(never.delta[name], full.delta[name])
+    at_once = r.encode(FACTS, with_recall=False, stop_below=1e9)
+    assert at_once.steps == 0 and all(float(d.abs().max()) == 0.0 for d in at_once.delta.values())

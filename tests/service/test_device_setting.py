@@ -1,0 +1,54 @@
+"""RECKONING_DEVICE reaches the engine: the model loads there, and every tensor a request makes lands there."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from reckoning_core.device import resolve_device
+from service.engine import Engine
+from service.settings import Settings
+
+
+class _FloatDevices(torch.utils._python_dispatch.TorchDispatchMode):
+    """The devices of every floating-point tensor any op makes while active."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.devices: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                self.devices.add(str(t.device))
+        return out
+
+
+def test_settings_read_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().device == "auto" and Settings().inner_autocast == "off"
+    monkeypatch.setenv("RECKONING_DEVICE", "cpu")
+    monkeypatch.setenv("RECKONING_INNER_AUTOCAST", "bf16")
+    assert Settings().device == "cpu" and Settings().inner_autocast == "bf16"
+
+
+def test_engine_loads_on_the_setting_and_requests_stay_there(tiny_checkpoint: Path) -> None:
+    engine = Engine.load(tiny_checkpoint, torch_threads=1, device="auto")
+    device = resolve_device("auto")
+    assert engine.reckoner.device == device
+    assert {str(p.device) for p in engine.reckoner.model.parameters()} == {device}
+
+    try:
+        # the engine's own request steps, on this thread (a dispatch mode sees only the thread it was entered on)
+        with _FloatDevices() as seen:
+            encoded = engine._encode_sync(["The dog is red.", "If something is red then it is big."])
+            weights = engine._load_weights_sync(encoded.blob)
+            engine._answer_sync(["The dog is big."], weights, None, 4)
+    finally:
+        engine.close()
+    assert seen.devices == {device}, seen.devices
+
+
+def test_engine_refuses_an_unknown_device(tiny_checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="unknown device"):
+        Engine.load(tiny_checkpoint, torch_threads=1, device="gpu-please")
