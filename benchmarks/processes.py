@@ -17,6 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 # The directory holding the `service` package, so a child process imports this very source tree.
 _SOURCE_ROOT = Path(__file__).resolve().parents[1]
+# The MAC secret of harness processes unless a test sets its own (RECKONING_SECRET_KEY is required with Redis;
+# processes on one Redis must share it, as replicas do).
+HARNESS_SECRET_KEY = "reckoning-harness-secret-key-0123456789abcdef"
 
 
 def free_port() -> int:
@@ -126,6 +129,7 @@ class ApiProcess:
                 "OMP_NUM_THREADS": "1",
                 "RECKONING_TORCH_THREADS": "1",
                 "TOKENIZERS_PARALLELISM": "false",
+                "RECKONING_SECRET_KEY": HARNESS_SECRET_KEY,
                 **self.env,
             }
         )
