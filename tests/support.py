@@ -34,3 +34,28 @@ def with_header(header: dict[str, Any], payload: bytes) -> bytes:
     raw = json.dumps(header).encode()
     raw += b" " * (-len(raw) % 8)  # safetensors keeps the payload 8-byte aligned
     return len(raw).to_bytes(8, "little") + raw + payload
+
+
+def model_key(client: Any) -> str:
+    """The served model's part of a delta key: the first 16 hex digits of its fingerprint (GET /readyz)."""
+    fingerprint: str = client.get("/readyz").json()["fingerprint"]
+    return fingerprint[:16]
+
+
+def delta_key(model: str, tenant: str, knowledge_id: str, prefix: str = "reckoning") -> str:
+    """Where RedisStore keeps a model's delta of a knowledge set: a hash {mac, blob} with a TTL."""
+    return f"{prefix}:{tenant}:delta:{model}:{knowledge_id}"
+
+
+def stored_delta(redis_client: Any, key: str) -> tuple[bytes, str]:
+    """(blob, mac) of a stored delta; AssertionError when there is none."""
+    blob, mac = redis_client.hmget(key, ["blob", "mac"])
+    assert isinstance(blob, bytes) and isinstance(mac, bytes), f"no delta at {key}"
+    return blob, mac.decode()
+
+
+def plant_delta(redis_client: Any, key: str, blob: bytes, mac: str | None = None) -> None:
+    """Overwrite a stored delta's blob (and MAC, when given) the way anyone who can write Redis could; the TTL
+    stays (HSET keeps it)."""
+    assert redis_client.exists(key), f"no delta at {key} to overwrite"
+    redis_client.hset(key, mapping={"blob": blob, **({"mac": mac} if mac is not None else {})})

@@ -12,7 +12,8 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.processes import metric
-from tests.support import delta_header, unique_facts, with_header
+from tests.support import delta_header, model_key, plant_delta, stored_delta, unique_facts, with_header
+from tests.support import delta_key as model_delta_key
 
 LABELS = ["True", "False", "Unknown"]
 
@@ -34,14 +35,21 @@ def same_delta(a: bytes, b: bytes) -> bool:
     return delta_header(a) == delta_header(b)
 
 
+_MODEL: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _served_model(anonymous: httpx.Client) -> None:
+    if not _MODEL:
+        _MODEL.append(model_key(anonymous))
+
+
 def blob(redis_client: redis.Redis, knowledge_id: str) -> bytes:
-    raw = redis_client.get(delta_key(knowledge_id))
-    assert isinstance(raw, bytes)
-    return raw
+    return stored_delta(redis_client, delta_key(knowledge_id))[0]
 
 
 def delta_key(knowledge_id: str, tenant: str = "alice") -> str:
-    return f"reckoning:{tenant}:delta:{knowledge_id}"
+    return model_delta_key(_MODEL[0], tenant, knowledge_id)
 
 
 def facts_key(knowledge_id: str, tenant: str = "alice") -> str:
@@ -263,14 +271,14 @@ def test_corrupted_delta_is_detected_and_reencoded(
     kid = encode(alice, unique_facts("corrupt"))["knowledge_id"]
     good = blob(redis_client, kid)
     corrupted = bytearray(good)
-    corrupted[-5] ^= 0xFF  # one payload byte: only the checksum can tell
-    redis_client.set(delta_key(kid), bytes(corrupted), keepttl=True)
+    corrupted[-5] ^= 0xFF  # one payload byte, under a MAC the writer made up (it has no key to make the right one)
+    plant_delta(redis_client, delta_key(kid), bytes(corrupted), "0" * 64)
 
-    rejected = metric(alice, "reckoning_delta_rejected_total", reason="ChecksumMismatch")
+    rejected = metric(alice, "reckoning_delta_rejected_total", reason="ForgedDelta")
     reencodes = metric(alice, "reckoning_reencodes_total")
     ask(alice, kid, question="Bob is kind.")
 
-    assert metric(alice, "reckoning_delta_rejected_total", reason="ChecksumMismatch") == rejected + 1
+    assert metric(alice, "reckoning_delta_rejected_total", reason="ForgedDelta") == rejected + 1
     assert metric(alice, "reckoning_reencodes_total") == reencodes + 1
     assert same_delta(blob(redis_client, kid), good)  # a deterministic re-encode replaced it
 
@@ -283,24 +291,25 @@ def test_delta_from_another_model_is_never_applied(
     header, payload = delta_header(good)
     assert header["__metadata__"]["fingerprint"] == alice.get("/readyz").json()["fingerprint"]
     header["__metadata__"]["fingerprint"] = "0" * 64
-    redis_client.set(delta_key(kid), with_header(header, payload), keepttl=True)
+    # The MAC covers the model fingerprint: no MAC the writer can produce makes another model's delta pass.
+    plant_delta(redis_client, delta_key(kid), with_header(header, payload), "1" * 64)
 
-    rejected = metric(alice, "reckoning_delta_rejected_total", reason="FingerprintMismatch")
+    rejected = metric(alice, "reckoning_delta_rejected_total", reason="ForgedDelta")
     reencodes = metric(alice, "reckoning_reencodes_total")
     ask(alice, kid, question="Bob is kind.")
 
-    assert metric(alice, "reckoning_delta_rejected_total", reason="FingerprintMismatch") == rejected + 1
+    assert metric(alice, "reckoning_delta_rejected_total", reason="ForgedDelta") == rejected + 1
     assert metric(alice, "reckoning_reencodes_total") == reencodes + 1
     assert same_delta(blob(redis_client, kid), good)
 
 
 def test_garbage_delta_is_a_miss_not_a_500(alice: httpx.Client, redis_client: redis.Redis) -> None:
     kid = encode(alice, unique_facts("garbage"))["knowledge_id"]
-    redis_client.set(delta_key(kid), b"\x00not a safetensors blob", keepttl=True)
+    plant_delta(redis_client, delta_key(kid), b"\x00not a safetensors blob", "garbage")
     reencodes = metric(alice, "reckoning_reencodes_total")
     ask(alice, kid, question="Bob is kind.")
     assert metric(alice, "reckoning_reencodes_total") == reencodes + 1
-    assert metric(alice, "reckoning_delta_rejected_total", reason="DeltaFormatError") >= 1
+    assert metric(alice, "reckoning_delta_rejected_total", reason="ForgedDelta") >= 1
 
 
 def test_cache_hits_are_counted(alice: httpx.Client) -> None:
@@ -313,7 +322,7 @@ def test_cache_hits_are_counted(alice: httpx.Client) -> None:
     assert metric(alice, "reckoning_ask_seconds_count") == asks + 3
 
 
-def test_hot_asks_use_premerged_weights_until_the_stored_blob_changes(
+def test_hot_asks_use_premerged_weights_until_the_stored_delta_changes(
     alice: httpx.Client, redis_client: redis.Redis
 ) -> None:
     kid = encode(alice, unique_facts("weights"))["knowledge_id"]
@@ -325,13 +334,15 @@ def test_hot_asks_use_premerged_weights_until_the_stored_blob_changes(
     assert metric(alice, "reckoning_weight_cache_misses_total") == misses
     assert metric(alice, "reckoning_weight_cache_bytes") > 0
 
+    # A hot ask reads the stored MAC only; one that changed (a delta replaced behind this process) is a miss,
+    # and the replacement is verified before use.
     good = blob(redis_client, kid)
     corrupted = bytearray(good)
-    corrupted[-5] ^= 0xFF  # the cached weights must not hide a corrupted blob
-    redis_client.set(delta_key(kid), bytes(corrupted), keepttl=True)
-    rejected = metric(alice, "reckoning_delta_rejected_total", reason="ChecksumMismatch")
+    corrupted[-5] ^= 0xFF
+    plant_delta(redis_client, delta_key(kid), bytes(corrupted), "2" * 64)
+    rejected = metric(alice, "reckoning_delta_rejected_total", reason="ForgedDelta")
     assert ask(alice, kid, question="Bob is kind.", choices=LABELS)["answers"] == first["answers"]
-    assert metric(alice, "reckoning_delta_rejected_total", reason="ChecksumMismatch") == rejected + 1
+    assert metric(alice, "reckoning_delta_rejected_total", reason="ForgedDelta") == rejected + 1
     assert metric(alice, "reckoning_weight_cache_misses_total") == misses + 1
     assert ask(alice, kid, question="Bob is kind.", choices=LABELS)["answers"] == first["answers"]
     assert metric(alice, "reckoning_weight_cache_hits_total") == hits + 4  # the re-encode refilled it

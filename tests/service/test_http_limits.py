@@ -77,6 +77,31 @@ def test_question_longer_than_the_model_context_is_422(alice: httpx.Client, kid:
     assert "context" in str(error["msg"])
 
 
+def test_a_fact_with_more_tokens_than_the_model_encodes_is_422_naming_it_and_the_limit(alice: httpx.Client) -> None:
+    # 150 'v's pass max_fact_chars=200 but are ~150 byte tokens; the tiny model encodes 62 tokens of a fact
+    # (max_fact_tokens=64 less <bos> and <eos>): the rest would have been cut without a word.
+    loops = metric(alice, "reckoning_encode_seconds_count")
+    error = only_error(alice.post("/encode", json={"facts": ["Bob is kind.", "v" * 150]}))
+    assert error["loc"] == ["body", "facts", 1]
+    assert error["type"] == "fact_too_long"
+    assert "fact 1 has" in str(error["msg"]) and "at most 62 tokens" in str(error["msg"])
+    assert metric(alice, "reckoning_encode_seconds_count") == loops  # refused before any inner loop
+
+
+def test_an_ask_over_max_ask_tokens_is_413_saying_so(alice: httpx.Client, kid: str) -> None:
+    # conftest.SMALL_LIMITS sets max_ask_tokens=600: 4 questions x 4 choices of these lengths need more.
+    body = {"knowledge_id": kid, "questions": ["Bob is blue and kind and round. " * 4] * 4,
+            "choices": ["blue and round", "kind and nice", "big and cold", "young and red"]}  # fmt: skip
+    asks = metric(alice, "reckoning_ask_seconds_count")
+    error = only_error(alice.post("/ask", json=body), status=413)
+    assert error["loc"] == ["body", "questions"] and error["type"] == "ask_too_large"
+    assert "max_ask_tokens=600" in str(error["msg"]) and "4 question(s) x 4 choice(s)" in str(error["msg"])
+    assert metric(alice, "reckoning_ask_seconds_count") == asks
+    # The same questions one at a time fit.
+    one = alice.post("/ask", json={**body, "questions": body["questions"][:1]})
+    assert one.status_code == 200, one.text
+
+
 def test_body_over_the_byte_limit_by_content_length_is_413(alice: httpx.Client) -> None:
     body = json.dumps({"facts": ["z" * 150] * 60}).encode()
     assert len(body) > MAX_BODY
@@ -97,7 +122,7 @@ def test_body_over_the_byte_limit_when_streamed_is_413(alice: httpx.Client) -> N
 
 
 def test_a_body_just_under_the_limit_is_accepted(alice: httpx.Client) -> None:
-    facts = [f"Fact {i} {'v' * 150}." for i in range(8)]
+    facts = [f"Fact {i} " + "Bob is blue. " * 11 for i in range(8)]  # 150 characters, under 62 tokens each
     body = json.dumps({"facts": facts}).encode()
     assert len(body) < MAX_BODY
     assert alice.post("/encode", content=body, headers={"content-type": "application/json"}).status_code == 200
