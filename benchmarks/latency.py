@@ -8,6 +8,7 @@ from typing import Any
 
 from benchmarks.config import BenchConfig
 from benchmarks.timing import measure, measure_interleaved
+from reckoning_core.batching import token_ids
 from reckoning_core.reckoner import Reckoner
 from service.engine import stored_form
 from training.data.episode import Episode
@@ -22,7 +23,7 @@ def break_even(encode_ms: float, ask_ms: float, icr_ms: float) -> int | None:
 
 
 def prompt_tokens(reckoner: Reckoner, text: str) -> int:
-    return 1 + len(reckoner.tokenizer(text, add_special_tokens=False)["input_ids"])  # 1 = <bos>
+    return 1 + len(token_ids(reckoner.tokenizer, text))  # 1 = <bos>
 
 
 def core_figures(

@@ -2,15 +2,12 @@
 
 import json
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 SMALL_DELTA_BYTES = 1_000_000  # "<= 1 MB per knowledge set", decimal megabyte
-README_START = "<!-- bench:start -->"
-README_END = "<!-- bench:end -->"
 
 
 @dataclass(frozen=True)
@@ -195,23 +192,10 @@ def render_markdown(data: dict[str, Any], source: str = "results/bench.json") ->
     return "\n".join(parts)
 
 
-def splice_readme(readme: Path, data: dict[str, Any]) -> None:
-    """Replace the README's performance table between the bench markers with a fresh one."""
-    text = readme.read_text()
-    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.S)
-    if not pattern.search(text):
-        raise SystemExit(f"{readme} has no {README_START} ... {README_END} block")
-    block = f"{README_START}\n{render_table(data)}\n{README_END}"
-    readme.write_text(pattern.sub(lambda _: block, text))
-
-
-def report_cmd(json_path: str = "results/bench.json", md: str | None = None, readme: str | None = None) -> None:
+def report_cmd(json_path: str = "results/bench.json", md: str | None = None) -> None:
     """`reckoning bench report`: bench.md (beside the JSON unless `md` is given) from a bench.json."""
     src = Path(json_path)
     data = json.loads(src.read_text())
     out = Path(md) if md else src.with_name("bench.md")
     out.write_text(render_markdown(data, str(src)))
     print(f"wrote {out}")
-    if readme:
-        splice_readme(Path(readme), data)
-        print(f"updated {readme}")

@@ -21,7 +21,7 @@ def _ab(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from benchmarks.report import report_cmd
 
-    report_cmd(args.json, md=args.md, readme=args.readme)
+    report_cmd(args.json, md=args.md)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,8 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--out", type=Path, required=True)
     a.set_defaults(handler=_ab, extra="bench")
 
-    p = what.add_parser("report", help="render bench.md (and the bench table of a README) from bench.json")
+    p = what.add_parser("report", help="render bench.md from a bench.json")
     p.add_argument("json", nargs="?", default="results/bench.json")
     p.add_argument("--md", default=None, help="default: bench.md beside the JSON")
-    p.add_argument("--readme", default=None, help="also rewrite the table between the bench markers of this file")
     p.set_defaults(handler=_report, extra="bench")

@@ -12,8 +12,28 @@ from reckoning_core.inner_loop import FactBatch
 from reckoning_core.losses import IGNORE
 
 
-def _ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+def token_ids(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
+    """The text's token ids, with no special tokens added."""
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def packed_attention_mask(segment: Tensor, pos: Tensor, dtype: torch.dtype = torch.float32,
+                          shared_segment: int | None = None) -> Tensor:
+    """Additive (B, 1, T, T) mask for rows that pack several sequences, from segment ids and positions (B, T).
+
+    A token attends to the tokens of its own segment at positions up to its own (and to those of
+    `shared_segment`, a prefix every segment reads, positioned before them); padding (segment -1) attends to
+    itself only, so no row is all masked. 0 where allowed, the dtype's min elsewhere: a bool 4-D mask was
+    silently wrong with eager attention (DESIGN section 4).
+    """
+    same = segment[:, :, None] == segment[:, None, :]
+    if shared_segment is not None:
+        same = same | (segment[:, None, :] == shared_segment)
+    causal = pos[:, :, None] >= pos[:, None, :]
+    real = segment[:, :, None] >= 0
+    pad_self = torch.eye(segment.shape[1], dtype=torch.bool)[None] & ~real
+    allow = (same & causal & real) | pad_self
+    return torch.zeros(allow.shape, dtype=dtype).masked_fill(~allow, torch.finfo(dtype).min)[:, None]
 
 
 def pad_rows(rows: list[list[int]], pad_id: int, device: str | torch.device = "cpu") -> tuple[Tensor, Tensor]:
@@ -32,7 +52,7 @@ def fact_rows(tokenizer: PreTrainedTokenizerBase, facts: list[str], max_tokens: 
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     rows = []
     for f in facts:
-        body = _ids(tokenizer, f)[: max_tokens - 2]
+        body = token_ids(tokenizer, f)[: max_tokens - 2]
         rows.append([bos, *body, eos])
     return rows
 
@@ -91,16 +111,12 @@ def packed_fact_batch(tokenizer: PreTrainedTokenizerBase, facts: list[str], max_
             pos[b, at : at + n] = torch.arange(n)
             segment[b, at : at + n] = i
             at += n
-    same = segment[:, :, None] == segment[:, None, :]
-    causal = pos[:, :, None] >= pos[:, None, :]
-    pad_self = torch.eye(width, dtype=torch.bool)[None] & (segment[:, :, None] < 0)  # no all-masked rows
-    allow = (same & causal & (segment[:, :, None] >= 0)) | pad_self
-    mask = torch.zeros(allow.shape, dtype=dtype).masked_fill(~allow, torch.finfo(dtype).min)[:, None]
+    mask = packed_attention_mask(segment, pos, dtype)
     return FactBatch(ids.to(device), mask.to(device), labels.to(device), pos.to(device))
 
 
 def prompt_rows(tokenizer: PreTrainedTokenizerBase, prompts: list[str]) -> list[list[int]]:
-    return [[tokenizer.bos_token_id, *_ids(tokenizer, p)] for p in prompts]
+    return [[tokenizer.bos_token_id, *token_ids(tokenizer, p)] for p in prompts]
 
 
 @dataclass
@@ -119,4 +135,4 @@ def prompt_batch(tokenizer: PreTrainedTokenizerBase, prompts: list[str],
 
 
 def choice_token_ids(tokenizer: PreTrainedTokenizerBase, choices: list[str], prefix: str = " ") -> list[list[int]]:
-    return [_ids(tokenizer, prefix + c) for c in choices]
+    return [token_ids(tokenizer, prefix + c) for c in choices]

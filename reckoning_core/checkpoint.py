@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -46,18 +47,8 @@ class Checkpoint:
             self.log_lrs = init_log_lrs(fast, self.config.encode)
 
     def fingerprint(self) -> str:
-        """sha256 over weights, learned LRs, LoRA init, tokenizer vocabulary and config."""
-        h = hashlib.sha256()
-        tensors = {**self.model.state_dict(), **{_LR + k: v for k, v in self.log_lrs.items()},
-                   **{_LORA + k: v for k, v in self.lora_init.items()}}
-        for name in sorted(tensors):
-            t = tensors[name].detach().to("cpu").contiguous()
-            h.update(name.encode())
-            h.update(str(t.dtype).encode())
-            h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-        h.update(json.dumps(self.tokenizer.get_vocab(), sort_keys=True).encode())
-        h.update(json.dumps(self.config.to_dict(), sort_keys=True).encode())
-        return h.hexdigest()
+        """sha256 over weights, learned LRs, LoRA init, tokenizer vocabulary and config: the model's identity."""
+        return _fingerprint(self.model.state_dict(), self.log_lrs, self.lora_init, self.tokenizer, self.config)
 
     def with_config(self, config: ReckoningConfig) -> Checkpoint:
         """Same weights under another config; learned LRs survive when the encode config does, and are
@@ -68,6 +59,20 @@ class Checkpoint:
         if not keep and replace(config.encode, inner_steps=old.inner_steps) == old:
             log_lrs = {n: regroup_lrs(v, config.encode.inner_steps) for n, v in self.log_lrs.items()}
         return replace(self, config=config, log_lrs=log_lrs, lora_init=self.lora_init if keep else {})
+
+
+def _fingerprint(weights: Mapping[str, torch.Tensor], log_lrs: Params, lora_init: Params,
+                 tokenizer: PreTrainedTokenizerBase, config: ReckoningConfig) -> str:
+    h = hashlib.sha256()
+    tensors = {**weights, **{_LR + k: v for k, v in log_lrs.items()}, **{_LORA + k: v for k, v in lora_init.items()}}
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(json.dumps(tokenizer.get_vocab(), sort_keys=True).encode())
+    h.update(json.dumps(config.to_dict(), sort_keys=True).encode())
+    return h.hexdigest()
 
 
 def regroup_lrs(log_lr: torch.Tensor, steps: int) -> torch.Tensor:
@@ -84,20 +89,28 @@ def regroup_lrs(log_lr: torch.Tensor, steps: int) -> torch.Tensor:
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | Path, dtype: torch.dtype | None = None) -> Path:
-    """Write the folder; `dtype` (e.g. torch.float16) shrinks the shipped weights."""
+    """Write the folder; `dtype` (e.g. torch.float16) shrinks the shipped weights.
+
+    reckoning.json records the fingerprint the folder serves with: that of its weights as load_checkpoint
+    reads them back (float32, after the round through `dtype`), so it equals what /readyz reports.
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     model = ckpt.model
+    weights = {k: v.detach() for k, v in model.state_dict().items()}
     if dtype is not None:
-        state = {k: v.detach().to(dtype) for k, v in model.state_dict().items()}
-        model.save_pretrained(path, state_dict=state)
+        weights = {k: v.to(dtype) for k, v in weights.items()}
+        model.save_pretrained(path, state_dict=weights)
     else:
         model.save_pretrained(path)
     ckpt.tokenizer.save_pretrained(path)
-    state_t = {**{_LR + k: v.detach().float().contiguous() for k, v in ckpt.log_lrs.items()},
-               **{_LORA + k: v.detach().float().contiguous() for k, v in ckpt.lora_init.items()}}
-    save_file(state_t, str(path / STATE_FILE), metadata={"format": "reckoning-state"})
-    meta = {**ckpt.config.to_dict(), "fingerprint": ckpt.fingerprint()}
+    log_lrs = {k: v.detach().float().contiguous() for k, v in ckpt.log_lrs.items()}
+    lora_init = {k: v.detach().float().contiguous() for k, v in ckpt.lora_init.items()}
+    save_file({**{_LR + k: v for k, v in log_lrs.items()}, **{_LORA + k: v for k, v in lora_init.items()}},
+              str(path / STATE_FILE), metadata={"format": "reckoning-state"})
+    loaded = {k: v.float() if v.is_floating_point() else v for k, v in weights.items()}
+    served = _fingerprint(loaded, log_lrs, lora_init, ckpt.tokenizer, ckpt.config)
+    meta = {**ckpt.config.to_dict(), "fingerprint": served}
     (path / RECKONING_JSON).write_text(json.dumps(meta, indent=2) + "\n")
     return path
 

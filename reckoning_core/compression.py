@@ -17,7 +17,12 @@ from reckoning_core.fast_weights import LORA_U, LORA_V
 
 def _top_svd(m: Tensor, rank: int, oversample: int = 8, power_iters: int = 2) -> tuple[Tensor, Tensor, Tensor]:
     """Randomised truncated SVD (Halko et al. 2011) with a fixed seed, so a delta always compresses
-    to the same bytes; ~5x faster than a full SVD here and within 0.1% of its rank-r error."""
+    to the same bytes; ~5x faster than a full SVD here and within 0.1% of its rank-r error.
+
+    Not torch.svd_lowrank: it is the same algorithm but draws its test matrix from torch's global RNG and
+    takes no generator, so the same bytes would need the process-wide seed reset around every call, in a
+    server whose other threads (and training's data order) draw from that RNG too.
+    """
     rows, cols = m.shape
     q = min(rank + oversample, rows, cols)
     gen = torch.Generator(device="cpu").manual_seed(0)

@@ -8,7 +8,7 @@ import math
 import time
 from dataclasses import dataclass
 
-from service.engine import Answer, Engine, MergedWeights
+from service.engine import Answer, DeltaError, Engine, MergedWeights
 from service.integrity import ForgedRecord, Signer
 from service.metrics import (
     DELTA_BYTES,
@@ -22,7 +22,7 @@ from service.metrics import (
     REENCODES,
 )
 from service.single_flight import SingleFlight
-from service.store import DeltaStatus, KnowledgeRecord, KnowledgeStore, Quota, RecordError, StoredDelta
+from service.store import DeltaStatus, KnowledgeRecord, KnowledgeStore, Quota, StoredDelta, UnreadableRecord
 from service.store.protocol import check_quota
 from service.weight_cache import WeightCache
 
@@ -88,9 +88,9 @@ class KnowledgeService:
             record = await self.store.get_knowledge(namespace, knowledge_id)
             if record is not None:
                 self.signer.check_record(namespace, knowledge_id, record)
-        except RecordError as exc:
+        except UnreadableRecord:  # another record version, or not a record: a 409 that says so
             RECORDS_REJECTED.inc()
-            raise ForgedRecord(knowledge_id, str(exc)) from exc
+            raise
         except ForgedRecord as exc:
             RECORDS_REJECTED.inc()
             log.warning("refused the facts record of %s…: %s", knowledge_id[:12], exc.why)
@@ -148,7 +148,7 @@ class KnowledgeService:
         )
         try:
             weights = await self.engine.load_weights(stored.blob, verify)
-        except Exception as exc:  # a stored blob is untrusted input: whatever fails, it is not used
+        except DeltaError as exc:  # refused (forged, other model, bad checksum, wrong shapes, NaN): rebuild it
             DELTA_REJECTED.labels(reason=type(exc).__name__).inc()
             log.warning("refused cached delta %s…: %s: %s", knowledge_id[:12], type(exc).__name__, exc)
             return None
@@ -178,7 +178,7 @@ class KnowledgeService:
         # its TTL. Checked after the write, so a DELETE landing later removes the delta itself.
         try:
             gone = await self.store.get_knowledge(namespace, knowledge_id) is None
-        except RecordError:
+        except UnreadableRecord:
             gone = False  # a record is there (unreadable: refused when it is used, not here)
         if gone:
             self.weights.invalidate((namespace, knowledge_id))

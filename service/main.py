@@ -28,7 +28,7 @@ from service.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from service.rate_limit import RateLimited, TenantRateLimits
 from service.secret import resolve_secret
 from service.settings import Settings
-from service.store import KnowledgeStore, Quota, QuotaExceeded, StoreUnavailable, build_store
+from service.store import KnowledgeStore, Quota, QuotaExceeded, StoreUnavailable, UnreadableRecord, build_store
 
 log = logging.getLogger("service")
 
@@ -139,6 +139,14 @@ def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
         return JSONResponse(
             {"detail": f"knowledge store unavailable ({exc}), retry later"}, status_code=503, headers=retry_after
         )
+
+    @app.exception_handler(UnreadableRecord)
+    async def on_unreadable(_: Request, exc: UnreadableRecord) -> JSONResponse:
+        # Not retryable and not the caller's fault: say what is wrong with the stored record (e.g. written by a
+        # newer server during a rolling deploy). 409: the stored state conflicts with this server, and (unlike a
+        # 500) it is an answer, not a crash.
+        log.error("unreadable knowledge record: %s", exc)
+        return JSONResponse({"detail": f"stored knowledge record is unreadable: {exc}"}, status_code=409)
 
     @app.exception_handler(Exception)
     async def on_crash(_: Request, exc: Exception) -> JSONResponse:

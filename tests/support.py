@@ -36,15 +36,10 @@ def with_header(header: dict[str, Any], payload: bytes) -> bytes:
     return len(raw).to_bytes(8, "little") + raw + payload
 
 
-def model_key(client: Any) -> str:
-    """The served model's part of a delta key: the first 16 hex digits of its fingerprint (GET /readyz)."""
+def served_model(client: Any) -> str:
+    """The fingerprint of the model a server serves (GET /readyz): RedisStore keys its deltas by it."""
     fingerprint: str = client.get("/readyz").json()["fingerprint"]
-    return fingerprint[:16]
-
-
-def delta_key(model: str, tenant: str, knowledge_id: str, prefix: str = "reckoning") -> str:
-    """Where RedisStore keeps a model's delta of a knowledge set: a hash {mac, blob} with a TTL."""
-    return f"{prefix}:{tenant}:delta:{model}:{knowledge_id}"
+    return fingerprint
 
 
 def stored_delta(redis_client: Any, key: str) -> tuple[bytes, str]:

@@ -8,14 +8,11 @@ import torch
 from torch import Tensor, nn
 from transformers import PreTrainedTokenizerBase
 
+from reckoning_core.batching import packed_attention_mask, token_ids
 from reckoning_core.config import PromptFormat
 from reckoning_core.fast_weights import forward
 from reckoning_core.losses import IGNORE, answer_loss, lm_loss
 from training.data.episode import Question
-
-
-def _ids(tok: PreTrainedTokenizerBase, text: str) -> list[int]:
-    return list(tok(text, add_special_tokens=False)["input_ids"])
 
 
 def split_in_context(prompt: PromptFormat) -> tuple[str, str]:
@@ -33,12 +30,12 @@ def packed_row(tok: PreTrainedTokenizerBase, prompt: PromptFormat, facts: list[s
     the target label index. Tokens equal those of the serving prompt (tested).
     """
     facts_tpl, q_tpl = split_in_context(prompt)
-    prefix = [tok.bos_token_id, *_ids(tok, facts_tpl.format(facts=prompt.context_text(facts)))]
+    prefix = [tok.bos_token_id, *token_ids(tok, facts_tpl.format(facts=prompt.context_text(facts)))]
     tokens = list(prefix)
     spans, where, targets = [], [], []
     labels = list(label_ids)
     for q in questions:
-        block = _ids(tok, q_tpl.format(question=q.text))
+        block = token_ids(tok, q_tpl.format(question=q.text))
         start = len(tokens)
         tokens += [*block, label_ids[q.answer]]
         spans.append((start, len(tokens)))
@@ -48,20 +45,15 @@ def packed_row(tok: PreTrainedTokenizerBase, prompt: PromptFormat, facts: list[s
 
 
 def block_mask(prefix_len: int, spans: list[tuple[int, int]], total: int) -> tuple[Tensor, Tensor]:
-    """Float 4-D mask (1, 1, T, T) and position ids (1, T) for a packed row.
-
-    A bool 4-D mask was silently wrong with eager attention (DESIGN §4): use 0 / dtype-min floats.
-    """
-    allow = torch.zeros(total, total, dtype=torch.bool)
-    allow[:prefix_len, :prefix_len] = torch.ones(prefix_len, prefix_len, dtype=torch.bool).tril()
+    """Float 4-D mask (1, 1, T, T) and position ids (1, T) for a packed row: the prefix is causal, and each
+    block sees the prefix and itself only, its positions continuing the prefix's."""
+    segment = torch.full((1, total), -1, dtype=torch.long)
     pos = torch.arange(total)
-    for s, e in spans:
-        n = e - s
-        allow[s:e, :prefix_len] = True
-        allow[s:e, s:e] = torch.ones(n, n, dtype=torch.bool).tril()
-        pos[s:e] = torch.arange(prefix_len, prefix_len + n)
-    mask = torch.zeros(1, 1, total, total).masked_fill(~allow, torch.finfo(torch.float32).min)
-    return mask, pos[None]
+    segment[0, :prefix_len] = 0
+    for k, (s, e) in enumerate(spans, start=1):
+        segment[0, s:e] = k
+        pos[s:e] = torch.arange(prefix_len, prefix_len + e - s)
+    return packed_attention_mask(segment, pos[None], torch.float32, shared_segment=0), pos[None]
 
 
 def icr_loss(model: nn.Module, params: Mapping[str, Tensor], tok: PreTrainedTokenizerBase, prompt: PromptFormat,

@@ -6,11 +6,9 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth import ApiKeyAuth
-from service.engine import Engine
 from service.knowledge_service import KnowledgeService
 from service.rate_limit import TenantRateLimits
 from service.settings import Settings
-from service.store import KnowledgeStore
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -21,16 +19,6 @@ _bearer = HTTPBearer(
 def app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
-
-
-def get_engine(request: Request) -> Engine:
-    engine: Engine = request.app.state.engine
-    return engine
-
-
-def get_store(request: Request) -> KnowledgeStore:
-    store: KnowledgeStore = request.app.state.store
-    return store
 
 
 def get_knowledge(request: Request) -> KnowledgeService:
@@ -69,8 +57,6 @@ async def encoding_tenant(request: Request, tenant: Annotated[str, Depends(limit
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
-EngineDep = Annotated[Engine, Depends(get_engine)]
-StoreDep = Annotated[KnowledgeStore, Depends(get_store)]
 KnowledgeDep = Annotated[KnowledgeService, Depends(get_knowledge)]
 TenantDep = Annotated[str, Depends(limited_tenant)]
 EncodeTenantDep = Annotated[str, Depends(encoding_tenant)]

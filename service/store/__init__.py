@@ -14,7 +14,7 @@ from service.store.protocol import (
     StoreUnavailable,
     Usage,
 )
-from service.store.record import KnowledgeRecord, RecordError
+from service.store.record import KnowledgeRecord, UnreadableRecord
 from service.store.redis_store import RedisStore
 
 __all__ = [
@@ -26,10 +26,10 @@ __all__ = [
     "KnowledgeStore",
     "Quota",
     "QuotaExceeded",
-    "RecordError",
     "RedisStore",
     "StoreUnavailable",
     "StoredDelta",
+    "UnreadableRecord",
     "Usage",
     "build_store",
 ]

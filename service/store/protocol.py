@@ -91,7 +91,7 @@ class KnowledgeStore(Protocol):
     async def ping(self) -> None: ...
 
     async def get_knowledge(self, namespace: str, knowledge_id: str) -> KnowledgeRecord | None:
-        """The stored record (RecordError when it cannot be read back), or None."""
+        """The stored record (UnreadableRecord when it cannot be read back), or None."""
         ...
 
     async def put_knowledge(self, namespace: str, record: KnowledgeRecord, quota: Quota | None = None) -> bool:

@@ -1,12 +1,17 @@
-"""KnowledgeRecord: the durable part of a knowledge set, as every store keeps it (JSON)."""
+"""KnowledgeRecord: the durable part of a knowledge set, stored as versioned JSON by every store."""
 
 import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from typing import Any
 
+# Adding a field (with a default) keeps the version: older records load with the default, and a server that
+# does not know the field yet ignores it. Renaming, removing or changing the meaning of one bumps the version,
+# and from_json converts the older versions it still reads.
+RECORD_VERSION = 1
 
-class RecordError(ValueError):
-    """A stored record that cannot be read back as a KnowledgeRecord."""
+
+class UnreadableRecord(ValueError):
+    """A stored record this server cannot read: another record version, or not a record at all."""
 
 
 @dataclass(frozen=True)
@@ -23,14 +28,14 @@ class KnowledgeRecord:
     delta_bytes: int
     ttl_s: int  # TTL used for the cached delta, reused when it is re-encoded
     encode_ms: float
-    mac: str = ""  # keyed MAC over everything above, the tenant and the id (service.integrity)
+    mac: str = ""  # keyed MAC over every other field, the tenant and the id (service.integrity)
 
     @property
     def n_facts(self) -> int:
         return len(self.facts)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        return json.dumps({"version": RECORD_VERSION, **asdict(self)}, ensure_ascii=False, separators=(",", ":"))
 
     def unsigned_json(self) -> bytes:
         """The canonical bytes the MAC covers: every field but the MAC itself."""
@@ -50,13 +55,18 @@ class KnowledgeRecord:
         try:
             data: Any = json.loads(raw)
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise RecordError(f"knowledge record is not JSON: {type(exc).__name__}") from exc
-        if not isinstance(data, dict) or set(data) - {f.name for f in fields(cls)}:
-            raise RecordError("knowledge record has unknown fields")
-        try:
-            record = cls(**data)
-        except TypeError as exc:
-            raise RecordError("knowledge record lacks fields") from exc
+            raise UnreadableRecord(f"a knowledge record is JSON, this is not ({type(exc).__name__})") from exc
+        if not isinstance(data, dict):
+            raise UnreadableRecord(f"a knowledge record is a JSON object, not {type(data).__name__}")
+        version = data.pop("version", 1)  # records written before the version field are version 1
+        if version != RECORD_VERSION:
+            raise UnreadableRecord(f"knowledge record version {version!r}; this server reads version {RECORD_VERSION}")
+        known = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING}
+        missing = sorted(required - data.keys())
+        if missing:
+            raise UnreadableRecord(f"knowledge record lacks {', '.join(missing)}")
+        record = cls(**{k: v for k, v in data.items() if k in known})
         if not isinstance(record.facts, list) or not all(isinstance(f, str) for f in record.facts):
-            raise RecordError("knowledge record facts are not a list of strings")
+            raise UnreadableRecord("knowledge record facts are not a list of strings")
         return record

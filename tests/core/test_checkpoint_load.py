@@ -1,4 +1,4 @@
-"""load_checkpoint runs gelu_new checkpoints with the fused kernel of the same function."""
+"""load_checkpoint: gelu_new on the fused kernel, regrouped LR schedules, and the fingerprint a folder states."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from reckoning_core.checkpoint import load_checkpoint
+from reckoning_core.checkpoint import RECKONING_JSON, load_checkpoint, save_checkpoint
+from reckoning_core.reckoner import Reckoner
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_gelu_new_is_loaded_as_the_fused_equivalent_with_equal_logits(tiny_gpt2: Path, tmp_path: Path) -> None:
@@ -51,3 +55,28 @@ def test_changing_inner_steps_regroups_the_learned_lr_schedule(tiny_gpt2: Path) 
     changed = replace(ckpt.config.encode, inner_steps=2, init_lr=enc.init_lr * 2)
     other = ckpt.with_config(replace(ckpt.config, encode=changed))
     assert all(torch.allclose(v.exp(), torch.full((2,), enc.init_lr * 2)) for v in other.log_lrs.values())
+
+
+def stated_fingerprint(folder: Path) -> str:
+    stated: str = json.loads((folder / RECKONING_JSON).read_text())["fingerprint"]
+    return stated
+
+
+@pytest.mark.parametrize("dtype", [None, torch.float16, torch.bfloat16])
+def test_the_stated_fingerprint_is_the_one_the_folder_serves_with(
+    tiny_gpt2: Path, tmp_path: Path, dtype: torch.dtype | None
+) -> None:
+    saved = save_checkpoint(load_checkpoint(tiny_gpt2), tmp_path / "saved", dtype=dtype)
+    served = Reckoner.from_pretrained(saved).fingerprint
+    assert stated_fingerprint(saved) == served
+    if dtype is not None:  # the weights really were rounded: the in-memory model's fingerprint differs
+        assert served != load_checkpoint(tiny_gpt2).fingerprint()
+
+
+@pytest.mark.parametrize("folder", sorted(p.parent.name for p in (REPO / "models").glob("*/" + RECKONING_JSON)))
+def test_every_shipped_model_states_the_fingerprint_it_serves_with(folder: str) -> None:
+    path = REPO / "models" / folder
+    assert stated_fingerprint(path) == load_checkpoint(path).fingerprint(), (
+        f"{path}/reckoning.json states another fingerprint than the model serves with: re-save the folder "
+        "with reckoning_core.checkpoint.save_checkpoint, or write load_checkpoint(path).fingerprint() into it"
+    )

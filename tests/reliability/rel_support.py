@@ -20,8 +20,10 @@ import httpx
 from redis import Redis
 
 from benchmarks.processes import ApiProcess, RedisProcess
+from service.store.redis_store import redis_key
 
 KEYS = {"alice": "alice-reliability-key-0001", "bob": "bob-reliability-key-0002"}
+PREFIX = "reckoning"  # the stack runs with the default RECKONING_KEY_PREFIX
 LABELS = {"True", "False", "Unknown"}  # the tiny checkpoint declares the ProofWriter label set
 AUDIT_RETRY_S = 30.0  # how long the end-of-run audit keeps retrying a 503 before calling it a failure
 FAST_503_S = 4.0  # an unreachable store must be reported within this many seconds
@@ -136,10 +138,10 @@ class Stack:
         return self.redis.client()
 
     def delta_key(self, tenant: str, knowledge_id: str) -> str:
-        return f"reckoning:{tenant}:delta:{knowledge_id}"
+        return redis_key(PREFIX, tenant, "delta", knowledge_id)
 
     def facts_key(self, tenant: str, knowledge_id: str) -> str:
-        return f"reckoning:{tenant}:facts:{knowledge_id}"
+        return redis_key(PREFIX, tenant, "facts", knowledge_id)
 
 
 # ----------------------------------------------------------------------------- counted clients

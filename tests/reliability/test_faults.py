@@ -13,6 +13,7 @@ import pytest
 from rel_support import (
     FAST_503_S,
     KEYS,
+    PREFIX,
     LoadRunner,
     Report,
     Stack,
@@ -23,6 +24,7 @@ from rel_support import (
 
 from benchmarks.processes import ApiProcess, metric
 from reckoning_core.serialization import CHECKSUMS
+from service.store.redis_store import redis_key
 from tests.support import delta_header, with_header
 
 QUESTIONS = ["Anne is kind.", "Bob is big.", "If someone is kind then they are nice."]
@@ -258,7 +260,7 @@ def test_redis_maxmemory_pressure_evicts_deltas_never_facts(stack: Stack, report
             assert all(client.get(f"/knowledge/{kid}").status_code == 200 for kid in kids)
             # Every knowledge set (any test's, any tenant's) whose delta was evicted is still answerable.
             gone = []
-            for key in rc.scan_iter(match="reckoning:*:facts:*", count=1000):
+            for key in rc.scan_iter(match=redis_key(PREFIX, "*", "facts", "*"), count=1000):
                 _, tenant, _, kid = key.decode().split(":")
                 if tenant in KEYS and not rc.exists(stack.delta_key(tenant, kid)):
                     gone.append((tenant, kid))

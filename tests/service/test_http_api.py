@@ -12,8 +12,8 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.processes import metric
-from tests.support import delta_header, model_key, plant_delta, stored_delta, unique_facts, with_header
-from tests.support import delta_key as model_delta_key
+from service.store.redis_store import model_key, redis_key
+from tests.support import delta_header, plant_delta, served_model, stored_delta, unique_facts, with_header
 
 LABELS = ["True", "False", "Unknown"]
 
@@ -41,7 +41,7 @@ _MODEL: list[str] = []
 @pytest.fixture(autouse=True)
 def _served_model(anonymous: httpx.Client) -> None:
     if not _MODEL:
-        _MODEL.append(model_key(anonymous))
+        _MODEL.append(served_model(anonymous))
 
 
 def blob(redis_client: redis.Redis, knowledge_id: str) -> bytes:
@@ -49,11 +49,11 @@ def blob(redis_client: redis.Redis, knowledge_id: str) -> bytes:
 
 
 def delta_key(knowledge_id: str, tenant: str = "alice") -> str:
-    return model_delta_key(_MODEL[0], tenant, knowledge_id)
+    return model_key("reckoning", tenant, "delta", _MODEL[0], knowledge_id)
 
 
 def facts_key(knowledge_id: str, tenant: str = "alice") -> str:
-    return f"reckoning:{tenant}:facts:{knowledge_id}"
+    return redis_key("reckoning", tenant, "facts", knowledge_id)
 
 
 def test_health_and_readiness_need_no_key(anonymous: httpx.Client) -> None:
