@@ -65,10 +65,10 @@ def head_logits(model: nn.Module, params: Mapping[str, Tensor], hidden: Tensor) 
 
 
 def _answer_logprobs(model: nn.Module, params: Mapping[str, Tensor], rows: list[list[int]], pad_id: int,
-                     positions: list[list[int]], device: torch.device) -> list[Tensor]:
+                     positions: list[list[int]], device: torch.device, batch_tokens: int) -> list[Tensor]:
     """log P(. | row[:p+1]) at each row's `positions`, one (len(positions[i]), V) tensor per row."""
     out: list[Tensor] = [torch.empty(0)] * len(rows)
-    for group in micro_batches([len(r) for r in rows]):
+    for group in micro_batches([len(r) for r in rows], batch_tokens):
         ids, mask = pad_rows([rows[i] for i in group], pad_id, device)
         hidden = final_hidden(model, params, ids, mask)  # (b, T, H)
         row_index = torch.tensor([j for j, i in enumerate(group) for _ in positions[i]], device=device)
@@ -83,7 +83,8 @@ def _answer_logprobs(model: nn.Module, params: Mapping[str, Tensor], rows: list[
 
 @torch.no_grad()
 def score_choices(model: nn.Module, params: Mapping[str, Tensor], tokenizer: PreTrainedTokenizerBase,
-                  prompts: list[str], choices: list[str], prefix: str = " ") -> Tensor:
+                  prompts: list[str], choices: list[str], prefix: str = " ",
+                  batch_tokens: int = ANSWER_BATCH_TOKENS) -> Tensor:
     """P(choice | prompt) renormalised over the choices, from summed token log-probs. (B, C)"""
     if not choices:
         raise ValueError("choices must not be empty")
@@ -93,12 +94,12 @@ def score_choices(model: nn.Module, params: Mapping[str, Tensor], tokenizer: Pre
     if all(len(c) == 1 for c in cids):
         # one row per prompt; the choices are single tokens read off its last position
         logp = _answer_logprobs(model, params, base_rows, tokenizer.pad_token_id,
-                                [[len(r) - 1] for r in base_rows], device)
+                                [[len(r) - 1] for r in base_rows], device, batch_tokens)
         first = torch.tensor([c[0] for c in cids], device=device)
         return torch.stack([lp[0, first] for lp in logp]).softmax(-1)  # (B, C)
     joined = [p + c for p in base_rows for c in cids]  # B*C rows
     positions = [list(range(len(p) - 1, len(p) - 1 + len(c))) for p in base_rows for c in cids]
-    logp = _answer_logprobs(model, params, joined, tokenizer.pad_token_id, positions, device)
+    logp = _answer_logprobs(model, params, joined, tokenizer.pad_token_id, positions, device, batch_tokens)
     targets = [c for _ in base_rows for c in cids]
     totals = [lp[torch.arange(len(t), device=device), torch.tensor(t, device=device)].sum()
               for lp, t in zip(logp, targets, strict=True)]
@@ -107,11 +108,12 @@ def score_choices(model: nn.Module, params: Mapping[str, Tensor], tokenizer: Pre
 
 @torch.no_grad()
 def generate_ids(model: nn.Module, params: Mapping[str, Tensor], tokenizer: PreTrainedTokenizerBase,
-                 prompts: list[str], max_new_tokens: int, stop: str = "\n") -> list[list[int]]:
+                 prompts: list[str], max_new_tokens: int, stop: str = "\n",
+                 batch_tokens: int = ANSWER_BATCH_TOKENS) -> list[list[int]]:
     """Greedy decoding, each micro-batch of prompts at once; each row stops at <eos>, `stop` or the bound."""
     rows = prompt_rows(tokenizer, prompts)
     out: list[list[int]] = [[] for _ in rows]
-    for group in micro_batches([len(r) + max_new_tokens for r in rows]):
+    for group in micro_batches([len(r) + max_new_tokens for r in rows], batch_tokens):
         for i, ids in zip(group, _generate_group(model, params, tokenizer, [rows[i] for i in group],
                                                   max_new_tokens, stop), strict=True):
             out[i] = ids
