@@ -171,7 +171,11 @@ def rss_mib(pid: int) -> float:
 
 def metric(client: httpx.Client, name: str, **labels: str) -> float:
     """Sum of the samples called `name` whose labels include `labels` (0 when absent)."""
-    text = client.get("/metrics").text
+    return metric_value(client.get("/metrics").text, name, **labels)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """metric() on an exposition text already fetched."""
     total = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

@@ -1,11 +1,14 @@
 """Encode/ask orchestration over engine and store: idempotent encode, single-flight (re-)encode within and across
 processes, signed deltas and records, quotas, cache metrics."""
 
+import asyncio
+import contextlib
 import dataclasses
 import functools
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from service.engine import Answer, DeltaError, Engine, MergedWeights
@@ -79,6 +82,15 @@ class KnowledgeService:
         self.quota = quota
         self.weights = WeightCache(weight_cache_bytes)
         self._flights: SingleFlight[tuple[str, str], _Flight] = SingleFlight()
+        self._active = 0  # API calls under way (what shutdown waits for before the engine and store close)
+
+    @contextlib.contextmanager
+    def _working(self) -> Iterator[None]:
+        self._active += 1
+        try:
+            yield
+        finally:
+            self._active -= 1
 
     # --- records: every one read back is checked against its MAC
 
@@ -234,6 +246,10 @@ class KnowledgeService:
     # --- the API
 
     async def encode(self, namespace: str, facts: list[str], ttl_s: int | None) -> EncodeOutcome:
+        with self._working():
+            return await self._encode(namespace, facts, ttl_s)
+
+    async def _encode(self, namespace: str, facts: list[str], ttl_s: int | None) -> EncodeOutcome:
         await self.engine.check_facts(facts)  # FactTooLong before anything is stored or queued
         normalized = self.engine.normalize_facts(facts)
         if not normalized:
@@ -295,25 +311,34 @@ class KnowledgeService:
         choices: list[str] | None,
         max_new_tokens: int,
     ) -> list[Answer]:
-        plan = await self.engine.plan_ask(questions, choices, max_new_tokens)  # 413/422 before any other work
-        record = await self._record(namespace, knowledge_id)
-        if record is None:
-            raise UnknownKnowledge(knowledge_id)
-        weights = await self._usable_weights(namespace, record)
-        return await self.engine.answer(questions, weights, choices=choices, max_new_tokens=max_new_tokens, plan=plan)
+        with self._working():
+            plan = await self.engine.plan_ask(questions, choices, max_new_tokens)  # 413/422 before any other work
+            record = await self._record(namespace, knowledge_id)
+            if record is None:
+                raise UnknownKnowledge(knowledge_id)
+            weights = await self._usable_weights(namespace, record)
+            return await self.engine.answer(
+                questions, weights, choices=choices, max_new_tokens=max_new_tokens, plan=plan
+            )
 
     async def info(self, namespace: str, knowledge_id: str) -> tuple[KnowledgeRecord, DeltaStatus]:
-        record = await self._record(namespace, knowledge_id)
-        if record is None:
-            raise UnknownKnowledge(knowledge_id)
-        return record, await self.store.delta_status(namespace, knowledge_id)
+        with self._working():
+            record = await self._record(namespace, knowledge_id)
+            if record is None:
+                raise UnknownKnowledge(knowledge_id)
+            return record, await self.store.delta_status(namespace, knowledge_id)
 
     async def delete(self, namespace: str, knowledge_id: str) -> None:
-        self.weights.invalidate((namespace, knowledge_id))
-        if not await self.store.delete_knowledge(namespace, knowledge_id):
-            raise UnknownKnowledge(knowledge_id)
+        with self._working():
+            self.weights.invalidate((namespace, knowledge_id))
+            if not await self.store.delete_knowledge(namespace, knowledge_id):
+                raise UnknownKnowledge(knowledge_id)
 
     async def drain(self, timeout_s: float) -> int:
-        """Shutdown: let the (re-)encodes in flight finish and store their results; returns how many did not."""
-        return await self._flights.drain(timeout_s)
+        """Shutdown: wait up to timeout_s for the calls under way and the (re-)encodes in flight to finish and
+        store their results, then cancel what is left; returns how many flights were cancelled."""
+        deadline = time.monotonic() + timeout_s
+        while (self._active or len(self._flights)) and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        return await self._flights.drain(0)
 

@@ -164,7 +164,8 @@ def _configure_logging(level: str) -> None:
 
 
 async def shutdown(knowledge: KnowledgeService, engine: Engine, store: KnowledgeStore) -> None:
-    """Drain the (re-)encodes in flight (so their deltas are stored), then close the engine, then the store."""
+    """Drain the calls and (re-)encodes in flight (so what they made is stored), then close the engine, then the
+    store (uvicorn has stopped taking requests and waited for open ones by then; this also covers what it cut)."""
     unfinished = await knowledge.drain(DRAIN_TIMEOUT_S)
     if unfinished:
         log.warning("shutdown: %d encode(s) still running after %.0f s were cancelled", unfinished, DRAIN_TIMEOUT_S)

@@ -50,13 +50,16 @@ class SingleFlight(Generic[K, T]):
                     task.cancel()  # everyone who wanted it has gone
 
     async def drain(self, timeout_s: float) -> int:
-        """Wait up to timeout_s for the work in flight to finish (shutdown); returns how many were still running."""
+        """Wait up to timeout_s for the work in flight to finish, then cancel the rest (and wait until it has
+        unwound); returns how many were cancelled."""
         pending = list(self._inflight.values())
         if not pending:
             return 0
-        _, still = await asyncio.wait(pending, timeout=timeout_s)
+        _, still = await asyncio.wait(pending, timeout=timeout_s) if timeout_s > 0 else (set(), set(pending))
         for task in still:
             task.cancel()
+        if still:
+            await asyncio.wait(still)
         return len(still)
 
     def _forget(self, key: K, done: asyncio.Task[T]) -> None:

@@ -75,3 +75,13 @@ async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "condition never held"
         await asyncio.sleep(0.001)
+
+
+class Recorder:
+    """Appends what happened, in order, for tests of sequencing."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def __call__(self, event: str) -> None:
+        self.events.append(event)
