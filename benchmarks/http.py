@@ -23,10 +23,6 @@ from training.data.episode import Episode
 _MB = 1024 * 1024
 
 
-def rss_mb(pid: int) -> dict[str, float]:
-    return {"rss_mb": round(rss_mib(pid), 1)}
-
-
 @dataclass
 class _Window:
     latencies_ms: list[float] = field(default_factory=list)
@@ -176,9 +172,13 @@ def http_figures(cfg: BenchConfig, hot: Episode, theories: list[Episode], delta_
             redis_proc.stop()
 
 
+def _rss(api: ApiProcess) -> dict[str, float]:
+    return {"rss_mb": round(rss_mib(api.pid), 1)}
+
+
 def _run(api: ApiProcess, rc: Any, cfg: BenchConfig, hot: Episode, theories: list[Episode], n_ids: int,
          maxmemory: int, capped: bool, log: Any) -> dict[str, Any]:
-    rss_start = rss_mb(api.pid)
+    rss_start = _rss(api)
     encode_client_ms: list[float] = []
     encode_server_ms: list[float] = []
     plan_many: list[tuple[str, str]] = []
@@ -203,7 +203,7 @@ def _run(api: ApiProcess, rc: Any, cfg: BenchConfig, hot: Episode, theories: lis
             if (k + 1) % 100 == 0:
                 print(f"bench: encoded {k + 1}/{n_ids} sets over HTTP", file=log, flush=True)
     encode_seconds = time.perf_counter() - started
-    rss_sets = rss_mb(api.pid)
+    rss_sets = _rss(api)
     redis_mem = int(rc.info("memory")["used_memory"])
     rng.shuffle(plan_many)  # consecutive requests hit unrelated ids
     plan_hot = [(hot_id, q.text) for q in hot.questions]
@@ -228,7 +228,7 @@ def _run(api: ApiProcess, rc: Any, cfg: BenchConfig, hot: Episode, theories: lis
             "client_p50_ms": round(percentile(encode_client_ms, 50), 3),
             "server_encode_p50_ms": round(percentile(encode_server_ms, 50), 3),
         },
-        "server_rss": {"after_start": rss_start, "after_encoding": rss_sets, "after_load": rss_mb(api.pid)},
+        "server_rss": {"after_start": rss_start, "after_encoding": rss_sets, "after_load": _rss(api)},
         "redis": {"used_memory_mb": round(redis_mem / _MB, 1), "maxmemory_mb": round(maxmemory / _MB, 1),
                   "appendonly": "no", "policy": "volatile-lru"},
         "client": "httpx.AsyncClient, one connection pool per client",

@@ -24,7 +24,7 @@ def packed_attention_mask(segment: Tensor, pos: Tensor, dtype: torch.dtype = tor
     A token attends to the tokens of its own segment at positions up to its own (and to those of
     `shared_segment`, a prefix every segment reads, positioned before them); padding (segment -1) attends to
     itself only, so no row is all masked. 0 where allowed, the dtype's min elsewhere: a bool 4-D mask was
-    silently wrong with eager attention (DESIGN section 4).
+    silently wrong with eager attention.
     """
     same = segment[:, :, None] == segment[:, None, :]
     if shared_segment is not None:

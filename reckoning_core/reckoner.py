@@ -77,8 +77,9 @@ class Reckoner:
     def from_pretrained(cls, path: str | Path, device: str = "cpu", torch_threads: int | None = None,
                         attn_implementation: str = "sdpa") -> Reckoner:
         """Load for serving and evaluation. Encoding needs only first-order gradients, so the fused attention
-        kernels serve here (meta-training's second order needs "eager": DESIGN section 4). On the shipped model
-        they gave the same deltas as "eager" to 1e-6 and the same dev accuracy, overall and at every depth."""
+        kernels serve here (meta-training's second order needs "eager": the fused CPU kernel has no double
+        backward). On the shipped model they gave the same deltas as "eager" to 1e-6 and the same dev accuracy,
+        overall and at every depth."""
         if torch_threads:
             torch.set_num_threads(torch_threads)
         return cls(load_checkpoint(path, device=device, attn_implementation=attn_implementation), device)

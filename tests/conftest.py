@@ -1,4 +1,4 @@
-"""Shared fixtures: tiny random checkpoints (GPT-2 and Llama) and the shared data folder."""
+"""Shared fixtures: tiny random checkpoints (GPT-2 and Llama) and the shared data folder (required under CI=true)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    from tests.support import unavailable
     from training.data.episode import data_dir
 
     d = data_dir()
     if not (d / "proofwriter" / "owa_dev_natlang.jsonl").exists():
-        pytest.skip(f"shared data not found at {d}")
+        unavailable(f"shared data not found at {d} (set RECKONING_DATA_DIR)")
     return d
 
 

@@ -1,9 +1,22 @@
-"""Test-only helpers: unique fact sets, a chunked request body, and taking a stored delta blob apart."""
+"""Test-only helpers: skip-or-fail, unique fact sets, a chunked body, a stored delta taken apart, the store contract."""
 
 import json
+import os
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
+
+import pytest
+
+from service.store import KnowledgeRecord, KnowledgeStore, Quota, QuotaExceeded, StoredDelta, Usage
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test this machine cannot run (no shared data, no docker-compose); under CI=true, fail it instead:
+    the CI machine must provide everything, so a missing piece is an error there, not a quiet skip."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: a CI machine must have it)", pytrace=False)
+    pytest.skip(reason)
 
 
 def chunked_facts_body(n_facts: int, fact_chars: int) -> Iterator[bytes]:
@@ -43,7 +56,7 @@ def served_model(client: Any) -> str:
 
 
 def stored_delta(redis_client: Any, key: str) -> tuple[bytes, str]:
-    """(blob, mac) of a stored delta; AssertionError when there is none."""
+    """(blob, mac) of a delta in Redis; AssertionError when there is none."""
     blob, mac = redis_client.hmget(key, ["blob", "mac"])
     assert isinstance(blob, bytes) and isinstance(mac, bytes), f"no delta at {key}"
     return blob, mac.decode()
@@ -54,3 +67,74 @@ def plant_delta(redis_client: Any, key: str, blob: bytes, mac: str | None = None
     stays (HSET keeps it)."""
     assert redis_client.exists(key), f"no delta at {key} to overwrite"
     redis_client.hset(key, mapping={"blob": blob, **({"mac": mac} if mac is not None else {})})
+
+
+def sd(blob: bytes, mac: str = "mac") -> StoredDelta:
+    """A StoredDelta, short."""
+    return StoredDelta(blob, mac)
+
+
+def sample_record(knowledge_id: str = "k" * 64, facts: list[str] | None = None) -> KnowledgeRecord:
+    return KnowledgeRecord(
+        knowledge_id=knowledge_id,
+        facts=facts or ["Bob is kind.", "Ünïcödé is fine."],
+        created=time.time(),
+        model="tiny",
+        fingerprint="f" * 64,
+        recall=1.0,
+        final_inner_loss=0.5,
+        delta_bytes=3,
+        ttl_s=60,
+        encode_ms=1.0,
+    )
+
+
+async def exercise_store(store: KnowledgeStore) -> None:
+    """The KnowledgeStore contract, identical for both implementations."""
+    assert isinstance(store, KnowledgeStore)
+    await store.ping()
+    rec = sample_record()
+    assert await store.get_knowledge("alice", rec.knowledge_id) is None
+    assert await store.put_knowledge("alice", rec) is True
+    assert await store.put_knowledge("alice", sample_record(facts=["other"])) is False  # first write wins
+    assert await store.get_knowledge("alice", rec.knowledge_id) == rec
+    assert await store.get_knowledge("bob", rec.knowledge_id) is None  # namespaces are separate
+
+    assert (await store.delta_status("alice", rec.knowledge_id)).cached is False
+    assert await store.delta_mac("alice", rec.knowledge_id) is None
+    await store.put_delta("alice", rec.knowledge_id, sd(b"\x00blob\xff", "m1"), 30)
+    assert await store.get_delta("alice", rec.knowledge_id) == sd(b"\x00blob\xff", "m1")
+    assert await store.delta_mac("alice", rec.knowledge_id) == "m1"
+    status = await store.delta_status("alice", rec.knowledge_id)
+    assert status.cached and status.ttl_s is not None and 25 < status.ttl_s <= 30
+    assert await store.touch_delta("alice", rec.knowledge_id, 300)
+    status = await store.delta_status("alice", rec.knowledge_id)
+    assert status.ttl_s is not None and status.ttl_s > 250
+    assert await store.get_delta("bob", rec.knowledge_id) is None
+    assert await store.touch_delta("bob", rec.knowledge_id, 300) is False
+
+    async with store.flight_lock("alice", rec.knowledge_id):  # free: taken at once
+        pass
+
+    assert await store.delete_knowledge("bob", rec.knowledge_id) is False
+    assert await store.delete_knowledge("alice", rec.knowledge_id) is True
+    assert await store.get_knowledge("alice", rec.knowledge_id) is None
+    assert await store.get_delta("alice", rec.knowledge_id) is None
+    assert await store.delete_knowledge("alice", rec.knowledge_id) is False
+
+    # Quotas: usage follows creates and deletes; a set over a quota is refused and nothing is stored.
+    assert await store.usage("carol") == Usage()
+    first, second = sample_record("1" * 64), sample_record("2" * 64)
+    assert await store.put_knowledge("carol", first, Quota(max_sets=1)) is True
+    assert await store.usage("carol") == Usage(1, first.nbytes)
+    assert await store.put_knowledge("carol", first, Quota(max_sets=1)) is False  # exists: no quota question
+    with pytest.raises(QuotaExceeded, match="tenant_max_knowledge_sets=1"):
+        await store.put_knowledge("carol", second, Quota(max_sets=1))
+    with pytest.raises(QuotaExceeded, match="tenant_max_bytes"):
+        await store.put_knowledge("carol", second, Quota(max_bytes=first.nbytes + 10))
+    assert await store.get_knowledge("carol", second.knowledge_id) is None
+    assert await store.put_knowledge("carol", second, Quota(max_sets=2)) is True
+    assert await store.usage("carol") == Usage(2, first.nbytes + second.nbytes)
+    assert await store.delete_knowledge("carol", first.knowledge_id) is True
+    assert await store.usage("carol") == Usage(1, second.nbytes)
+    assert await store.usage("alice") == Usage()

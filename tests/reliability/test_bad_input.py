@@ -10,6 +10,7 @@ import httpx
 import pytest
 from rel_support import Stack, check_answers, facts_for
 
+from benchmarks.processes import metric
 from tests.support import chunked_facts_body
 
 # The stack runs with the default limits (they fit a full ProofWriter theory).
@@ -52,7 +53,17 @@ def post_raw(client: httpx.Client, url: str, content: bytes) -> httpx.Response:
 def test_oversize_body_by_content_length_is_413_naming_the_limit(alice: httpx.Client) -> None:
     body = json.dumps({"facts": ["w" * 900] * 2400}).encode()
     assert len(body) > MAX_BODY
+    counted = metric(alice, "reckoning_requests_total", route="/encode", status="413")
     names(post_raw(alice, "/encode", body), 413, text=f"max_body_bytes={MAX_BODY}")
+    assert metric(alice, "reckoning_requests_total", route="/encode", status="413") == counted + 1  # under its route
+
+
+def test_the_byte_limit_is_exact(alice: httpx.Client) -> None:
+    body = json.dumps({"facts": facts_for(f"bytes{time.monotonic_ns()}", 3)}).encode()
+    at_limit = body[:-1] + b" " * (MAX_BODY - len(body)) + b"}"  # JSON whitespace up to the last byte allowed
+    assert len(at_limit) == MAX_BODY
+    assert post_raw(alice, "/encode", at_limit).status_code == 200
+    names(post_raw(alice, "/encode", at_limit[:-1] + b" }"), 413, text="max_body_bytes")
 
 
 def test_oversize_body_streamed_without_content_length_is_413(alice: httpx.Client) -> None:
@@ -71,10 +82,43 @@ def test_ten_thousand_long_facts_hit_the_body_limit_first(alice: httpx.Client) -
 
 def test_limits_are_exact_at_the_boundary(alice: httpx.Client) -> None:
     tag = f"edge{time.monotonic_ns()}"
-    at_limit = [f"{tag} fact {i:03d} " + "e" * 900 for i in range(256)]
+    at_limit = [f"{tag} fact {i:03d} is kind." for i in range(256)]
     assert alice.post("/encode", json={"facts": at_limit}).status_code == 200
     names(alice.post("/encode", json={"facts": [*at_limit, "one more."]}), 422, loc=["body", "facts"], text="257")
     names(alice.post("/encode", json={"facts": ["x" * 1001]}), 422, loc=["body", "facts", 0], text="max_fact_chars")
+    # 1,000 characters pass max_fact_chars, but not the model: it reads 62 tokens of a fact (see below).
+    names(alice.post("/encode", json={"facts": ["x" * 1000]}), 422, loc=["body", "facts", 0], text="max_fact_tokens")
+
+
+def test_a_fact_with_more_tokens_than_the_model_encodes_is_422_naming_it_and_the_limit(alice: httpx.Client) -> None:
+    # ~300 characters, well under max_fact_chars=1000, but more tokens than the inner loop reads (the tiny model:
+    # max_fact_tokens=64, so 62 tokens of fact text): before, the rest was cut without a word, yet hashed into
+    # the id and stored.
+    fact = "Bob " + "and Anne and Carol " * 15 + "are all kind and nice and round."
+    assert 250 < len(fact) < 1000
+    loops = metric(alice, "reckoning_encode_seconds_count")
+    response = alice.post("/encode", json={"facts": ["Dave is big.", fact]})
+    names(response, 422, loc=["body", "facts", 1], text="at most 62 tokens per fact (max_fact_tokens")
+    error = response.json()["detail"][0]
+    assert error["type"] == "fact_too_long" and error["msg"].startswith("fact 1 has ")
+    assert metric(alice, "reckoning_encode_seconds_count") == loops  # refused before any inner loop
+
+
+def test_an_oversized_ask_is_413_in_under_a_second_saying_so(alice: httpx.Client, kid: str) -> None:
+    # 256 questions x 32 multi-token choices (~150 KB): 8,192 rows in one forward before this bound.
+    body = {"knowledge_id": kid, "questions": [f"Is person number {i} kind and nice?" for i in range(256)],
+            "choices": [f"answer number {i} of the list" for i in range(32)]}  # fmt: skip
+    asks = metric(alice, "reckoning_ask_seconds_count")
+    started = time.monotonic()
+    response = alice.post("/ask", json=body)
+    elapsed = time.monotonic() - started
+    names(response, 413, loc=["body", "questions"], text="over the limit max_ask_tokens=32,768")
+    assert "256 question(s) x 32 choice(s)" in response.json()["detail"][0]["msg"]
+    assert elapsed < 1.0, f"the refusal took {elapsed:.2f} s"
+    assert metric(alice, "reckoning_ask_seconds_count") == asks  # no forward ran
+    # The same questions in asks within the bound are answered.
+    within = alice.post("/ask", json={**body, "questions": body["questions"][:8]})
+    assert within.status_code == 200, within.text[:300]
 
 
 ASK_LIMITS = [
@@ -136,6 +180,17 @@ ENCODE_BAD: list[tuple[str, bytes, list[Any]]] = [
 @pytest.mark.parametrize(("content", "loc"), [c[1:] for c in ENCODE_BAD], ids=[c[0] for c in ENCODE_BAD])
 def test_bad_encode_bodies_are_422_naming_the_field(alice: httpx.Client, content: bytes, loc: list[Any]) -> None:
     names(post_raw(alice, "/encode", content), 422, loc=loc)
+
+
+def test_a_ttl_over_max_ttl_s_names_the_limit(alice: httpx.Client) -> None:
+    max_ttl = 30 * 24 * 3600
+    body = {"facts": ["Bob is kind."], "ttl_s": max_ttl + 1}
+    names(alice.post("/encode", json=body), 422, loc=["body", "ttl_s"], text=str(max_ttl))
+
+
+def test_json_sent_without_a_json_content_type_says_so(alice: httpx.Client) -> None:
+    response = alice.post("/encode", content=b'{"facts": ["Bob is kind."]}', headers={"content-type": "text/plain"})
+    names(response, 422, text="Content-Type")
 
 
 def test_control_character_errors_name_the_code_point(alice: httpx.Client) -> None:

@@ -1,4 +1,4 @@
-"""Injected faults: Redis SIGKILL mid-load, deltas deleted or corrupted behind the server, maxmemory, API SIGKILL."""
+"""Injected faults: Redis down at start-up or killed mid-load, deltas deleted or corrupted, maxmemory, API SIGKILL."""
 
 import asyncio
 import json
@@ -22,11 +22,12 @@ from rel_support import (
     facts_for,
 )
 
-from benchmarks.processes import ApiProcess, metric
+from benchmarks.processes import ApiProcess, RedisProcess, metric
 from reckoning_core.serialization import CHECKSUMS
 from service.store.redis_store import redis_key
 from tests.support import delta_header, with_header
 
+REPO = Path(__file__).resolve().parents[2]
 QUESTIONS = ["Anne is kind.", "Bob is big.", "If someone is kind then they are nice."]
 
 
@@ -136,6 +137,23 @@ def test_redis_sigkill_mid_load_fails_fast_then_recovers_without_restarting_the_
     assert lost == [], lost[:10]
     assert ok >= 10
     assert stack.api.proc is not None and stack.api.proc.poll() is None and stack.api.pid == pid  # never restarted
+
+
+def test_the_api_starts_while_redis_is_down_and_becomes_ready_when_it_comes_up(tmp_path: Path, tiny_gpt2: Path) -> None:
+    redis_server = RedisProcess(tmp_path / "redis", config=REPO / "docker" / "redis.conf")
+    api = ApiProcess(tmp_path / "api", {"RECKONING_MODEL_DIR": str(tiny_gpt2), "RECKONING_REDIS_URL": redis_server.url})
+    try:
+        api.start()  # inside the try: a start that times out must not leave its process behind
+        with api.client() as client:
+            response = client.get("/readyz")
+            assert response.status_code == 503 and response.json()["status"] == "unavailable"
+            assert "Retry-After" in response.headers
+            redis_server.start()
+            assert client.get("/readyz").status_code == 200
+            assert client.post("/encode", json={"facts": facts_for(_tag("late"), 3)}).status_code == 200
+    finally:
+        api.stop()
+        redis_server.stop()
 
 
 # ----------------------------------------------------------------------------- deltas gone or damaged

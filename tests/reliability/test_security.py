@@ -122,8 +122,8 @@ def test_without_a_valid_key_every_knowledge_route_is_401_whether_or_not_the_id_
                 assert response.headers.get("WWW-Authenticate") == "Bearer"
                 seen.append(_visible(response))
             assert seen[0] == seen[1]
-        for open_path in ("/healthz", "/readyz", "/metrics"):
-            assert anonymous.get(open_path).status_code == 200
+        for open_path in ("/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"):  # the README says so
+            assert anonymous.get(open_path).status_code == 200, open_path
     assert alice.get(f"/knowledge/{kid}").status_code == 200
 
 

@@ -103,12 +103,6 @@ def alice(redis_api: ApiProcess) -> Iterator[httpx.Client]:
 
 
 @pytest.fixture
-def bob(redis_api: ApiProcess) -> Iterator[httpx.Client]:
-    with redis_api.client(BOB_KEY) as client:
-        yield client
-
-
-@pytest.fixture
 def anonymous(redis_api: ApiProcess) -> Iterator[httpx.Client]:
     with redis_api.client() as client:
         yield client

@@ -1,35 +1,48 @@
-"""A stub Engine for in-process KnowledgeService tests: instant encodes whose start and end the test controls."""
+"""KnowledgeService in process: a stub engine whose encodes and loads wait on the test, a real embedded store."""
 
 import asyncio
-from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 from reckoning_core.knowledge_ids import knowledge_id, normalize_facts
 from reckoning_core.reckoner import Answer, MergedWeights
 from reckoning_core.serialization import DeltaFormatError
-from service.engine import Encoded, Engine
+from service.engine import Encoded
 from service.integrity import Signer
 from service.knowledge_service import KnowledgeService
 from service.sizing import AskPlan
-from service.store import KnowledgeStore
+from service.store import EmbeddedStore, StoredDelta
 
 T = TypeVar("T")
-SECRET = b"unit-test-secret-key-0123456789abcdef"
+NS = "alice"
+SIGNER = Signer(b"unit-test-secret-key-0123456789abcdef")
 
 
 class StubEngine:
-    """Quacks like service.engine.Engine. `gate` (when set) holds every inner loop until it is set; `entered`
-    is set when one starts; `encodes` lists the facts of every inner loop that ran."""
+    """The Engine's interface without torch. A blob names its facts; `hold()` makes the next encodes or loads wait
+    until `release()`, so a test can land a DELETE (or another request) while one is under way."""
 
+    model_name = "stub"
     fingerprint = "f" * 64
     encode_hash = "e" * 64
-    model_name = "stub"
-    labels = ("True", "False", "Unknown")
+    labels = None
 
     def __init__(self) -> None:
-        self.encodes: list[list[str]] = []
-        self.gate: asyncio.Event | None = None
-        self.entered = asyncio.Event()
+        self.encodes = 0
+        self.loads = 0
+        self.closed = False
+        self._gates: dict[str, asyncio.Event] = {}
+
+    def hold(self, what: str) -> None:
+        self._gates[what] = asyncio.Event()
+
+    def release(self, what: str) -> None:
+        self._gates.pop(what).set()
+
+    async def _wait(self, what: str) -> None:
+        gate = self._gates.get(what)
+        await (gate.wait() if gate else asyncio.sleep(0))
 
     async def check_facts(self, facts: list[str]) -> None:
         return None
@@ -41,47 +54,65 @@ class StubEngine:
         return knowledge_id(self.fingerprint, self.encode_hash, facts)
 
     async def encode(self, facts: list[str]) -> Encoded:
-        self.encodes.append(list(facts))
-        self.entered.set()
-        if self.gate is not None:
-            await self.gate.wait()
+        self.encodes += 1
+        await self._wait("encode")
         blob = ("delta:" + "|".join(facts)).encode()
-        return Encoded(MergedWeights({}, 0), blob, len(facts), 1.0, 0.1, 0.01)
+        return Encoded(MergedWeights({}, len(blob)), blob, len(facts), 1.0, 0.1, 0.001)
 
     async def beside(self, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
     async def load_weights(self, blob: bytes, verify: Callable[[], None] | None = None) -> MergedWeights:
+        self.loads += 1
+        await self._wait("load")
         if verify is not None:
             verify()
+        if blob == b"delta:bug":
+            raise RuntimeError("a bug in loading, not a bad delta")
         if not blob.startswith(b"delta:"):
             raise DeltaFormatError("not a stub delta")
-        return MergedWeights({}, 0)
+        return MergedWeights({}, len(blob))
 
     async def plan_ask(self, questions: list[str], choices: list[str] | None, max_new_tokens: int) -> AskPlan:
         return AskPlan([1] * len(questions))
 
     async def answer(self, questions: list[str], weights: Any, **_: Any) -> list[Answer]:
+        assert isinstance(weights, MergedWeights)
         return [Answer(q, "True", None) for q in questions]
 
+    def close(self) -> None:
+        self.closed = True
 
-def service(engine: StubEngine, store: KnowledgeStore) -> KnowledgeService:
-    return KnowledgeService(cast(Engine, engine), store, Signer(SECRET), default_ttl_s=60, weight_cache_bytes=1 << 20)
+
+def signed_delta(knowledge_id: str, blob: bytes, namespace: str = NS) -> StoredDelta:
+    """A delta as this service would store it (a valid MAC under the test secret)."""
+    mac = SIGNER.delta_mac(namespace, knowledge_id, StubEngine.fingerprint, StubEngine.encode_hash, blob)
+    return StoredDelta(blob, mac)
 
 
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    """Yield to the loop until `condition` holds (AssertionError after timeout_s)."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+def make_service(engine: StubEngine, store: EmbeddedStore) -> KnowledgeService:
+    return KnowledgeService(engine, store, SIGNER, default_ttl_s=60, weight_cache_bytes=1 << 20)  # type: ignore[arg-type]
+
+
+def run(tmp_path: Path, scenario: Callable[[KnowledgeService, StubEngine], Awaitable[T]]) -> T:
+    async def main() -> T:
+        engine = StubEngine()
+        store = EmbeddedStore(tmp_path / "k.sqlite3", max_delta_bytes=1 << 20)
+        try:
+            return await scenario(make_service(engine, store), engine)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    for _ in range(5000):
+        if predicate():
+            return
         await asyncio.sleep(0.001)
+    raise AssertionError("never happened")
 
 
-class Recorder:
-    """Appends what happened, in order, for tests of sequencing."""
-
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def __call__(self, event: str) -> None:
-        self.events.append(event)
+async def ask(service: KnowledgeService, kid: str) -> list[Answer]:
+    return await service.ask(NS, kid, ["Bob is rough."], choices=None, max_new_tokens=4)

@@ -1,82 +1,72 @@
-"""Shutdown drains the (re-)encodes in flight, so their results are stored, then closes the engine, then the store."""
+"""Shutdown drains the calls and (re-)encodes under way, so what they made is stored, then closes the engine,
+then the store."""
 
 import asyncio
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 
 from service import main
 from service.engine import Engine
+from service.knowledge_service import KnowledgeService
 from service.store import EmbeddedStore
-from tests.unit.service_stubs import Recorder, StubEngine, service
+from tests.unit.service_stubs import NS, StubEngine, make_service, until
 
 FACTS = ["Bob is kind.", "Anne is nice."]
 
 
-class _ClosingEngine(StubEngine):
-    def __init__(self, record: Recorder) -> None:
-        super().__init__()
-        self.record = record
-
-    def close(self) -> None:
-        self.record("engine closed")
-
-
-def _store(tmp_path: Path, record: Recorder) -> EmbeddedStore:
+def _recording(tmp_path: Path, events: list[str]) -> tuple[StubEngine, EmbeddedStore, KnowledgeService]:
+    engine = StubEngine()
+    engine.close = lambda: events.append("engine closed")  # type: ignore[method-assign]
     store = EmbeddedStore(tmp_path / "k.sqlite3", max_delta_bytes=1 << 20)
     close = store.close
 
     async def closing() -> None:
-        record("store closed")
+        events.append("store closed")
         await close()
 
     store.close = closing  # type: ignore[method-assign]
-    return store
+    return engine, store, make_service(engine, store)
 
 
-def test_shutdown_waits_for_the_flight_then_closes_engine_then_store(tmp_path: Path) -> None:
-    record = Recorder()
+def test_shutdown_waits_for_the_encode_then_closes_engine_then_store(tmp_path: Path) -> None:
+    events: list[str] = []
 
     async def scenario() -> None:
-        engine = _ClosingEngine(record)
-        store = _store(tmp_path, record)
-        knowledge = service(engine, store)
-        engine.gate = asyncio.Event()
-        encode = asyncio.create_task(knowledge.encode("t", FACTS, None))
-        await asyncio.wait_for(engine.entered.wait(), 5)
-        closing = asyncio.create_task(main.shutdown(knowledge, cast(Engine, engine), store))
+        engine, store, service = _recording(tmp_path, events)
+        engine.hold("encode")
+        encoding = asyncio.ensure_future(service.encode(NS, FACTS, None))
+        await until(lambda: engine.encodes == 1)
+        closing = asyncio.ensure_future(main.shutdown(service, cast(Engine, engine), store))
         await asyncio.sleep(0.05)
-        assert record.events == []  # nothing closes while the encode is in flight
-        engine.gate.set()
-        outcome = await encode
-        record("encode answered")
+        assert events == []  # nothing closes while the encode is under way
+        engine.release("encode")
+        outcome: Any = await encoding
+        events.append("encode answered")
         await closing
-        kid = outcome.record.knowledge_id
-        assert record.events == ["encode answered", "engine closed", "store closed"]
+        assert events == ["encode answered", "engine closed", "store closed"]
         reopened = EmbeddedStore(tmp_path / "k.sqlite3", max_delta_bytes=1 << 20)
-        assert await reopened.get_knowledge("t", kid) is not None  # the drained encode's facts are on disk
+        assert await reopened.get_knowledge(NS, outcome.record.knowledge_id) is not None  # its facts are on disk
         await reopened.close()
 
     asyncio.run(scenario())
 
 
-def test_a_flight_that_outlives_the_drain_bound_is_cancelled_and_shutdown_still_closes_both(
+def test_work_that_outlives_the_drain_bound_is_cancelled_and_both_still_close(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    record = Recorder()
+    events: list[str] = []
     monkeypatch.setattr(main, "DRAIN_TIMEOUT_S", 0.05)
 
     async def scenario() -> None:
-        engine = _ClosingEngine(record)
-        store = _store(tmp_path, record)
-        knowledge = service(engine, store)
-        engine.gate = asyncio.Event()  # never set: a stuck inner loop
-        encode = asyncio.create_task(knowledge.encode("t", FACTS, None))
-        await asyncio.wait_for(engine.entered.wait(), 5)
-        await main.shutdown(knowledge, cast(Engine, engine), store)
-        assert record.events == ["engine closed", "store closed"]
+        engine, store, service = _recording(tmp_path, events)
+        engine.hold("encode")  # never released: a stuck inner loop
+        encoding = asyncio.ensure_future(service.encode(NS, FACTS, None))
+        await until(lambda: engine.encodes == 1)
+        await main.shutdown(service, cast(Engine, engine), store)
+        assert events == ["engine closed", "store closed"]
         with pytest.raises(asyncio.CancelledError):
-            await encode
+            await encoding
 
     asyncio.run(scenario())

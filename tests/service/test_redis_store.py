@@ -1,0 +1,87 @@
+"""RedisStore on a real redis-server: the store contract, key layout, fast failure and recovery after a restart."""
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.processes import RedisProcess, free_port
+from service.store import RedisStore, StoreUnavailable
+from tests.support import exercise_store, sample_record, sd
+
+MODEL = "ab" * 32  # a model fingerprint: Redis keeps deltas per model
+
+
+def test_redis_store_contract(redis_server: RedisProcess) -> None:
+    async def run() -> None:
+        store = RedisStore(redis_server.url, model=MODEL, prefix="unit")
+        other = RedisStore(redis_server.url, model="cd" * 32, prefix="unit")  # another model version
+        try:
+            await exercise_store(store)
+            rec = sample_record("r" * 64)
+            await store.put_knowledge("alice", rec)
+            await store.put_delta("alice", rec.knowledge_id, sd(b"d", "mine"), 30)
+            await other.put_delta("alice", rec.knowledge_id, sd(b"e", "theirs"), 60)
+            # Two model versions keep their own deltas (the fingerprint is in the key) ...
+            assert await store.get_delta("alice", rec.knowledge_id) == sd(b"d", "mine")
+            assert await other.get_delta("alice", rec.knowledge_id) == sd(b"e", "theirs")
+            sync = redis_server.client()
+            assert store.delta_key("alice", rec.knowledge_id) == f"unit:alice:delta:{MODEL[:16]}:{rec.knowledge_id}"
+            assert sync.ttl(store.facts_key("alice", rec.knowledge_id)) == -1
+            assert 0 < sync.ttl(store.delta_key("alice", rec.knowledge_id)) <= 30
+            # ... and one DELETE removes every model's.
+            assert await store.delete_knowledge("alice", rec.knowledge_id)
+            assert [k for k in sync.keys("unit:alice:*") if not k.endswith(b":usage")] == []
+        finally:
+            await store.close()
+            await other.close()
+
+    asyncio.run(run())
+
+
+def test_unreachable_redis_raises_store_unavailable_fast() -> None:
+    async def run() -> None:
+        store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", model=MODEL, timeout_s=0.5)
+        for call in (
+            store.ping(),
+            store.get_knowledge("t", "x"),
+            store.put_knowledge("t", sample_record()),
+            store.get_delta("t", "x"),
+            store.put_delta("t", "x", sd(b"d"), 1),
+            store.delta_mac("t", "x"),
+            store.usage("t"),
+            store.delta_status("t", "x"),
+            store.delete_knowledge("t", "x"),
+        ):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable):
+                await call
+            assert time.monotonic() - started < 2.5
+        await store.close()
+
+    asyncio.run(run())
+
+
+def test_redis_store_recovers_after_a_restart(tmp_path: Path) -> None:
+    server = RedisProcess(tmp_path / "redis")
+    server.start()
+
+    async def run() -> None:
+        store = RedisStore(server.url, model=MODEL, timeout_s=0.5)
+        rec = sample_record()
+        await store.put_knowledge("t", rec)
+        server.kill()
+        with pytest.raises(StoreUnavailable):
+            await store.ping()
+        server.start()
+        await store.ping()  # the pool reconnects by itself
+        assert await store.get_knowledge("t", rec.knowledge_id) == rec  # from the AOF
+        await store.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.stop()
+
+
