@@ -41,9 +41,12 @@ def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> 
 class RedisProcess:
     """A real redis-server on a free port in its own directory (optionally from a config file)."""
 
-    def __init__(self, workdir: Path, *, config: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, config: Path | None = None, port: int | None = None, args: list[str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.config = config
+        self.args = args or []  # last on the command line: they override the defaults below
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -62,7 +65,7 @@ class RedisProcess:
         args += ["--bind", "127.0.0.1", "--dir", str(self.workdir), "--appendonly", "yes"]
         args += ["--maxmemory-policy", "volatile-lru", "--save", ""]
         # fsync every write so a SIGKILL loses nothing: the kill test must be deterministic.
-        args += ["--appendfsync", "always", "--maxmemory", "256mb", "--daemonize", "no"]
+        args += ["--appendfsync", "always", "--maxmemory", "256mb", "--daemonize", "no", *self.args]
         log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - owned by the child process
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
 

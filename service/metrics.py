@@ -57,6 +57,9 @@ THROTTLED = Counter(
     "Requests refused to protect the server or other tenants (429 or 403), by reason.",
     ["reason"],  # encode_queue_full | rate_limit | encode_rate_limit | tenant_max_knowledge_sets | tenant_max_bytes
 )
+RATE_LIMIT_ERRORS = Counter(
+    "reckoning_rate_limit_errors", "Rate-limit checks that failed in their store (the request was let through)."
+)
 RECORDS_REJECTED = Counter(
     "reckoning_records_rejected", "Stored facts records refused (MAC or id mismatch, unreadable): answered 409."
 )

@@ -1,6 +1,7 @@
 """Per-tenant rate limits with the `limits` library: Redis storage when Redis is configured (shared by every
 replica), in-process memory otherwise."""
 
+import logging
 import math
 import time
 
@@ -9,9 +10,10 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 
-from service.metrics import THROTTLED
+from service.metrics import RATE_LIMIT_ERRORS, THROTTLED
 from service.settings import Settings
-from service.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 
 class RateLimited(Exception):
@@ -55,7 +57,12 @@ class TenantRateLimits:
                 return
             stats = await self._limiter.get_window_stats(item, tenant, name)
         except StorageError as exc:
-            raise StoreUnavailable(f"rate limiter store unreachable: {type(exc.storage_error).__name__}") from exc
+            # Fail open: a Redis that is full (OOM), cannot persist (MISCONF) or is down must not also block the
+            # reads and DELETEs that still work (a full Redis is emptied through DELETE); the store answers 503
+            # itself where it cannot serve. Counted and logged, so a limiter that is not limiting is seen.
+            RATE_LIMIT_ERRORS.inc()
+            log.warning("rate limiter store error, request let through: %r", exc.storage_error)
+            return
         THROTTLED.labels(reason=name).inc()
         raise RateLimited(name, str(item), max(1, math.ceil(stats.reset_time - time.time())))
 
