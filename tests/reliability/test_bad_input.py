@@ -276,15 +276,19 @@ def test_duplicate_questions_are_each_answered(alice: httpx.Client, kid: str) ->
     assert len(answers) == 3 and answers[0] == answers[1] == answers[2]
 
 
+# Each within the tiny model's 62 tokens of a fact (byte-level BPE: astral letters are 4 tokens each), or the
+# service refuses it as too long to encode (test_a_fact_with_more_tokens_than_the_model_encodes...).
 UNUSUAL = [
     "Zoë 👩‍👩‍👧‍👦 is kind.",  # ZWJ emoji sequence
     "שלום\u200f is red.",  # Hebrew with a right-to-left mark
     "مرحبا is big.",
-    "Ⅻ ｆｕｌｌｗｉｄｔｈ 𝐁𝐨𝐛 is 𝓻𝓸𝓾𝓷𝓭.",  # compatibility and astral-plane letters
+    "Ⅻ ｆｕｌｌｗｉｄｔｈ is kind.",  # compatibility letters
+    "𝐁𝐨𝐛 is 𝓻𝓸𝓾𝓷𝓭.",  # astral-plane letters
     "Z̴̡̛a̷l̸g̵o is cold.",  # stacked combining marks
     "Caf\u0065\u0301 is open.",  # decomposed: stored NFC-composed
     "Bob\u00a0is\u2028kind.",  # NBSP and LINE SEPARATOR collapse to spaces
-    "\ufeffBOM\u200b and private use \ue000 and a noncharacter \uffff.",
+    "\ufeffBOM\u200b is kind.",
+    "A private use \ue000 and a noncharacter \uffff.",
 ]
 
 

@@ -85,3 +85,25 @@ def test_redis_store_recovers_after_a_restart(tmp_path: Path) -> None:
         server.stop()
 
 
+
+
+def test_rate_limits_are_counted_in_redis_so_replicas_share_them(redis_server: RedisProcess) -> None:
+    from service.rate_limit import RateLimited, TenantRateLimits
+    from service.settings import Settings
+
+    settings = Settings(_env_file=None, redis_url=redis_server.url, secret_key="k" * 32,  # type: ignore[call-arg]
+                        key_prefix=f"rl{time.monotonic_ns()}", rate_limit="3/minute", encode_rate_limit="none")
+
+    async def run() -> None:
+        first, second = TenantRateLimits(settings), TenantRateLimits(settings)  # two replicas
+        await first.request("alice")
+        await second.request("alice")
+        await first.request("alice")
+        with pytest.raises(RateLimited, match="rate_limit=3 per 1 minute") as limited:
+            await second.request("alice")  # the fourth, whichever replica it reaches
+        assert 1 <= limited.value.retry_after_s <= 60
+        await second.request("bob")  # per tenant
+        await first.encode("alice")  # "none": no encode limit
+
+    asyncio.run(run())
+    assert any(k.startswith(settings.key_prefix.encode()) for k in redis_server.client().keys("*"))
