@@ -17,6 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 # The directory holding the `service` package, so a child process imports this very source tree.
 _SOURCE_ROOT = Path(__file__).resolve().parents[1]
+# The MAC secret of harness processes unless a test sets its own (RECKONING_SECRET_KEY is required with Redis;
+# processes on one Redis must share it, as replicas do).
+HARNESS_SECRET_KEY = "reckoning-harness-secret-key-0123456789abcdef"
 
 
 def free_port() -> int:
@@ -38,9 +41,12 @@ def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> 
 class RedisProcess:
     """A real redis-server on a free port in its own directory (optionally from a config file)."""
 
-    def __init__(self, workdir: Path, *, config: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, workdir: Path, *, config: Path | None = None, port: int | None = None, args: list[str] | None = None
+    ) -> None:
         self.workdir = workdir
         self.config = config
+        self.args = args or []  # last on the command line: they override the defaults below
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
@@ -59,7 +65,7 @@ class RedisProcess:
         args += ["--bind", "127.0.0.1", "--dir", str(self.workdir), "--appendonly", "yes"]
         args += ["--maxmemory-policy", "volatile-lru", "--save", ""]
         # fsync every write so a SIGKILL loses nothing: the kill test must be deterministic.
-        args += ["--appendfsync", "always", "--maxmemory", "256mb", "--daemonize", "no"]
+        args += ["--appendfsync", "always", "--maxmemory", "256mb", "--daemonize", "no", *self.args]
         log = open(self.workdir / "redis.log", "ab")  # noqa: SIM115 - owned by the child process
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
 
@@ -126,6 +132,7 @@ class ApiProcess:
                 "OMP_NUM_THREADS": "1",
                 "RECKONING_TORCH_THREADS": "1",
                 "TOKENIZERS_PARALLELISM": "false",
+                "RECKONING_SECRET_KEY": HARNESS_SECRET_KEY,
                 **self.env,
             }
         )
@@ -167,7 +174,11 @@ def rss_mib(pid: int) -> float:
 
 def metric(client: httpx.Client, name: str, **labels: str) -> float:
     """Sum of the samples called `name` whose labels include `labels` (0 when absent)."""
-    text = client.get("/metrics").text
+    return metric_value(client.get("/metrics").text, name, **labels)
+
+
+def metric_value(text: str, name: str, **labels: str) -> float:
+    """metric() on an exposition text already fetched."""
     total = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:

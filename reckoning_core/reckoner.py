@@ -13,8 +13,9 @@ from reckoning_core.answer import generate, score_choices
 from reckoning_core.batched_encode import adapt_sets, stack_sets
 from reckoning_core.batching import packed_fact_batch
 from reckoning_core.checkpoint import Checkpoint, load_checkpoint
+from reckoning_core.delta_check import check_delta
 from reckoning_core.device import InnerAutocast, check_autocast, inner_autocast, resolve_device
-from reckoning_core.fast_weights import base_params, init_fast, merge
+from reckoning_core.fast_weights import adapted_names, base_params, init_fast, merge
 from reckoning_core.inner_loop import FactBatch, adapt
 from reckoning_core.knowledge_ids import knowledge_id, normalize_facts
 from reckoning_core.prefix_cache import PrefixCache, context_prefix, prefill, score_from_prefix
@@ -72,6 +73,10 @@ class Reckoner:
         self.encode_hash = ckpt.config.encode.hash()
         self.model_name = ckpt.name
         self.labels: list[str] | None = list(ckpt.config.labels) if ckpt.config.labels else None
+        spec = ckpt.config.encode.fast_weights
+        # what a stored delta may hold (checked before every merge of one that was read back)
+        self.adapted = {n: tuple(self.base[n].shape) for n in adapted_names(self.model, spec)}
+        self.lora_rank = spec.rank if spec.mode == "lora" else None
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", torch_threads: int | None = None,
@@ -183,4 +188,13 @@ class Reckoner:
         return serialization.round_trip(delta, dtype, self.device)
 
     def deserialize_delta(self, blob: bytes) -> dict[str, Tensor]:
-        return serialization.loads(blob, self.fingerprint, self.encode_hash, self.device)
+        """Parse, verify and check a stored delta: DeltaError unless it is this model's, intact, holds exactly
+        the adapted tensors at their shapes, and is finite."""
+        delta = serialization.loads(blob, self.fingerprint, self.encode_hash, self.device)
+        check_delta(delta, self.adapted, self.lora_rank)
+        return delta
+
+    @property
+    def max_fact_tokens(self) -> int:
+        """Tokens of one fact (as the fact template writes it) the inner loop reads; the rest would be cut."""
+        return self.config.encode.max_fact_tokens - 2  # <bos> and <eos> take two of max_fact_tokens

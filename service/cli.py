@@ -11,9 +11,14 @@ from service.client import ReckoningAPIError, ReckoningClient
 
 
 def serve(host: str | None = None, port: int | None = None, model: str | Path | None = None) -> None:
-    """Run the API with uvicorn; unset arguments fall back to RECKONING_* settings."""
+    """Run the API with uvicorn; unset arguments fall back to RECKONING_* settings.
+
+    Exits with status 2, saying what to set, when the settings would serve insecurely (service.preflight):
+    no API keys on a host other machines reach (unless RECKONING_ALLOW_ANONYMOUS=1), Redis without
+    RECKONING_SECRET_KEY."""
     import uvicorn  # imported here so the client commands stay light
 
+    from service import preflight
     from service.main import create_app
     from service.settings import Settings
 
@@ -25,6 +30,11 @@ def serve(host: str | None = None, port: int | None = None, model: str | Path | 
     if model is not None:
         overrides["model_dir"] = Path(model)
     settings = Settings(**overrides)
+    problems = preflight.refusals(settings)
+    if problems:
+        for problem in problems:
+            print(f"reckoning serve: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

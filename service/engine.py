@@ -1,11 +1,13 @@
 """The loaded model and the bounded thread pool that runs all torch work off the event loop."""
 
 import asyncio
+import contextlib
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,28 +15,40 @@ from typing import Any, TypeVar
 from torch import Tensor
 from transformers.utils import logging as hf_logging
 
-from reckoning_core.batching import token_ids
+from reckoning_core.answer import ANSWER_BATCH_TOKENS
 from reckoning_core.compression import low_rank
 from reckoning_core.device import InnerAutocast
 from reckoning_core.reckoner import Answer, AnswerWeights, MergedWeights, Reckoner
 from reckoning_core.serialization import DEFAULT_DELTA_DTYPE, DeltaDtype, DeltaError
-from service.metrics import ENCODES_IN_FLIGHT
+from service.metrics import ENCODES_CANCELLED, ENCODES_IN_FLIGHT
+from service.sizing import AskPlan, AskTooLarge, FactTooLong, InputTooLong, Sizer
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-__all__ = ["Answer", "DeltaError", "Encoded", "Engine", "InputTooLong", "MergedWeights"]
+__all__ = [
+    "Answer",
+    "AskTooLarge",
+    "DeltaError",
+    "EncodeQueueFull",
+    "Encoded",
+    "Engine",
+    "FactTooLong",
+    "InputTooLong",
+    "MergedWeights",
+]
 
 
-class InputTooLong(ValueError):
-    """A question (with its prompt and longest choice) does not fit the model's context window."""
+class EncodeQueueFull(Exception):
+    """RECKONING_MAX_PENDING_ENCODES inner loops are already queued or running; the API answers 429."""
 
-    def __init__(self, index: int, tokens: int, limit: int) -> None:
-        super().__init__(f"question {index} needs {tokens} tokens with its prompt; the model's context is {limit}")
-        self.index = index
-        self.tokens = tokens
-        self.limit = limit
+    def __init__(self, limit: int, retry_after_s: int) -> None:
+        super().__init__(
+            f"{limit} encodes are already queued or running, the limit max_pending_encodes={limit}; "
+            f"retry in {retry_after_s} s"
+        )
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -67,10 +81,17 @@ class Engine:
         delta_dtype: DeltaDtype = DEFAULT_DELTA_DTYPE,
         delta_rank: int = 0,
         load_workers: int = 1,
+        max_pending_encodes: int = 16,
+        max_ask_tokens: int = 32768,
     ) -> None:
         self.reckoner = reckoner
         self.delta_dtype = delta_dtype
         self.delta_rank = delta_rank
+        self.sizer = Sizer(reckoner, max_ask_tokens)
+        self.max_concurrent_encodes = max_concurrent_encodes
+        self.max_pending_encodes = max_pending_encodes
+        self._pending = 0  # inner loops admitted and not finished (waiting for a slot, queued or running)
+        self._encode_s = 1.0  # running mean of one inner loop's wall time, for Retry-After
         # Exactly one worker runs torch: functional_call swaps parameters on the shared module while it
         # runs, and two concurrent calls were measured answering with each other's deltas.
         # Each call still uses every core through torch's intra-op threads (RECKONING_TORCH_THREADS).
@@ -99,6 +120,8 @@ class Engine:
         load_workers: int = 1,
         device: str = "auto",
         inner_autocast: InnerAutocast = "off",
+        max_pending_encodes: int = 16,
+        max_ask_tokens: int = 32768,
     ) -> "Engine":
         """Blocking: load the checkpoint (call from a thread during startup)."""
         if not Path(model_dir).is_dir():
@@ -123,6 +146,8 @@ class Engine:
             delta_dtype=delta_dtype,
             delta_rank=delta_rank,
             load_workers=load_workers,
+            max_pending_encodes=max_pending_encodes,
+            max_ask_tokens=max_ask_tokens,
         )
 
     # --- cheap, event-loop safe ---
@@ -132,8 +157,16 @@ class Engine:
         return self.reckoner.fingerprint
 
     @property
+    def encode_hash(self) -> str:
+        return self.reckoner.encode_hash
+
+    @property
     def model_name(self) -> str:
         return self.reckoner.model_name
+
+    @property
+    def pending_encodes(self) -> int:
+        return self._pending
 
     @property
     def labels(self) -> list[str] | None:
@@ -163,55 +196,67 @@ class Engine:
             seconds=time.perf_counter() - started,
         )
 
+    def retry_after_s(self) -> int:
+        """Seconds until the encode queue has likely drained by one: what a 429 tells clients to wait."""
+        waves = (self._pending + 1) / self.max_concurrent_encodes
+        return max(1, min(60, math.ceil(waves * self._encode_s)))
+
+    def _admit_encode(self) -> None:
+        if self._pending >= self.max_pending_encodes:
+            raise EncodeQueueFull(self.max_pending_encodes, self.retry_after_s())
+        self._pending += 1
+        ENCODES_IN_FLIGHT.set(self._pending)
+
+    def _encode_finished(self, job: "Future[Encoded] | None") -> None:
+        self._pending -= 1
+        ENCODES_IN_FLIGHT.set(self._pending)
+        if job is None or job.cancelled():
+            ENCODES_CANCELLED.inc()  # its caller went away before the inner loop started: it never runs
+        elif job.exception() is None:
+            self._encode_s = 0.8 * self._encode_s + 0.2 * job.result().seconds
+
     async def encode(self, facts: list[str]) -> Encoded:
-        ENCODES_IN_FLIGHT.inc()
+        """Run the inner loop on the torch worker. EncodeQueueFull when max_pending_encodes are already admitted.
+
+        Cancelling the caller drops the work if it has not started (it waits for a slot or in the pool's
+        queue); one already running finishes on the worker and counts as pending until then."""
+        self._admit_encode()
+        loop = asyncio.get_running_loop()
+        job: Future[Encoded] | None = None
         try:
             async with self._encode_slots:
-                return await self._run(self._encode_sync, facts)
+                job = self._pool.submit(self._encode_sync, facts)
+                job.add_done_callback(lambda done: _call_soon(loop, self._encode_finished, done))
+                return await asyncio.wrap_future(job)
         finally:
-            ENCODES_IN_FLIGHT.dec()
+            if job is None:  # cancelled (or failed) while waiting for a slot
+                self._encode_finished(None)
 
-    def _load_weights_sync(self, blob: bytes) -> MergedWeights:
+    async def check_facts(self, facts: list[str]) -> None:
+        """FactTooLong when the inner loop would cut a fact (checked before any work is queued)."""
+        await self.sizer.check_facts(facts)
+
+    async def plan_ask(self, questions: list[str], choices: list[str] | None, max_new_tokens: int) -> AskPlan:
+        """AskTooLarge / InputTooLong before any work is queued; else the per-question token costs."""
+        return await self.sizer.plan_ask(questions, choices, max_new_tokens)
+
+    async def beside(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run CPU work that never touches the module (MACs over blobs) on the load pool, beside the torch worker."""
+        return await asyncio.get_running_loop().run_in_executor(self._load_pool, functools.partial(fn, *args))
+
+    def _load_weights_sync(self, blob: bytes, verify: Callable[[], None] | None) -> MergedWeights:
+        if verify is not None:
+            verify()
         return self.reckoner.merged(self.reckoner.deserialize_delta(blob))
 
-    async def load_weights(self, blob: bytes) -> MergedWeights:
-        """Verify and deserialize a cached blob, merged into the base weights.
+    async def load_weights(self, blob: bytes, verify: Callable[[], None] | None = None) -> MergedWeights:
+        """Verify (`verify`, e.g. the MAC check, first), deserialize and check a cached blob, merged into the base
+        weights.
 
-        Raises DeltaError (wrong fingerprint, bad checksum, garbage)."""
-        return await asyncio.get_running_loop().run_in_executor(self._load_pool, self._load_weights_sync, blob)
-
-    def _context_tokens(self) -> int | None:
-        config = getattr(getattr(self.reckoner, "model", None), "config", None)
-        limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-        return int(limit) if limit else None
-
-    def _check_fits(self, questions: list[str], choices: list[str] | None) -> None:
-        """Refuse prompts longer than the context: positions past it crash GPT-2 and silently degrade RoPE models."""
-        limit = self._context_tokens()
-        tokenizer = getattr(self.reckoner, "tokenizer", None)
-        prompt = getattr(getattr(self.reckoner, "config", None), "prompt", None)
-        if limit is None or tokenizer is None or prompt is None:
-            return
-
-        def n_tokens(text: str) -> int:
-            return len(token_ids(tokenizer, text))
-
-        options = choices or self.labels or []
-        tail = max((n_tokens(" " + c) for c in options), default=0)
-        for i, question in enumerate(questions):
-            text = prompt.question_prompt(question)
-            # Byte-level BPE never makes more tokens than bytes: skip tokenizing what surely fits.
-            if len(text.encode("utf-8")) + tail + 3 <= limit:
-                continue
-            needed = 1 + n_tokens(text) + tail  # 1 = <bos>
-            if needed > limit:
-                raise InputTooLong(i, needed, limit)
-
-    def _answer_sync(
-        self, questions: list[str], weights: AnswerWeights, choices: list[str] | None, max_new_tokens: int
-    ) -> list[Answer]:
-        self._check_fits(questions, choices)
-        return self.reckoner.answer(questions, weights, choices=choices, max_new_tokens=max_new_tokens)
+        Raises DeltaError (forged, wrong fingerprint, bad checksum, wrong names or shapes, NaN, garbage)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._load_pool, self._load_weights_sync, blob, verify
+        )
 
     async def answer(
         self,
@@ -220,10 +265,38 @@ class Engine:
         *,
         choices: list[str] | None,
         max_new_tokens: int,
+        plan: AskPlan | None = None,
     ) -> list[Answer]:
-        return await self._run(self._answer_sync, questions, weights, choices, max_new_tokens)
+        """Answer on the torch worker, a chunk of about ANSWER_BATCH_TOKENS tokens per job: a large ask lets
+        other requests' jobs run between its chunks instead of holding the worker for all of its length."""
+        plan = plan or await self.plan_ask(questions, choices, max_new_tokens)
+        answers: list[Answer] = []
+        for chunk in _chunks(plan.costs, ANSWER_BATCH_TOKENS):
+            part = [questions[i] for i in chunk]
+            answers += await self._run(self.reckoner.answer, part, weights, choices, max_new_tokens)
+        return answers
 
     def close(self) -> None:
+        self.sizer.close()
         if self._load_pool is not self._pool:
             self._load_pool.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _chunks(costs: list[int], budget: int) -> list[list[int]]:
+    """Consecutive indices grouped so each group's summed cost stays within budget (at least one per group)."""
+    groups: list[list[int]] = []
+    total = 0
+    for i, cost in enumerate(costs):
+        if groups and total + cost <= budget:
+            groups[-1].append(i)
+            total += cost
+        else:
+            groups.append([i])
+            total = cost
+    return groups
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is already closed (a job that outlived shutdown)
+        loop.call_soon_threadsafe(fn, *args)

@@ -15,17 +15,25 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from service import preflight
 from service.api import ask, encode, health, knowledge_sets, playground
+from service.api.disconnect import ClientGone
 from service.api.errors import UNKNOWN_KNOWLEDGE_DETAIL
 from service.auth import ApiKeyAuth
-from service.engine import Engine, InputTooLong
+from service.engine import AskTooLarge, EncodeQueueFull, Engine, FactTooLong, InputTooLong
+from service.integrity import ForgedRecord, Signer
 from service.knowledge_service import EmptyFactSet, KnowledgeService, UnknownKnowledge
-from service.metrics import STORE_UNAVAILABLE, metrics_app, record_eviction
+from service.metrics import STORE_UNAVAILABLE, THROTTLED, metrics_app, record_eviction
 from service.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
+from service.rate_limit import RateLimited, TenantRateLimits
+from service.secret import resolve_secret
 from service.settings import Settings
-from service.store import StoreUnavailable, UnreadableRecord, build_store
+from service.store import KnowledgeStore, Quota, QuotaExceeded, StoreUnavailable, UnreadableRecord, build_store
 
 log = logging.getLogger("service")
+
+# How long shutdown waits for (re-)encodes in flight to store their result before closing the engine.
+DRAIN_TIMEOUT_S = 10.0
 
 DESCRIPTION = """\
 Encode a set of facts once into fast weights (`POST /encode`), then answer any number of
@@ -84,6 +92,41 @@ def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
         loc: list[str | int] = ["body", "question"] if body == "question" else ["body", "questions", exc.index]
         return JSONResponse({"detail": [{"loc": loc, "msg": str(exc), "type": "context_exceeded"}]}, status_code=422)
 
+    @app.exception_handler(FactTooLong)
+    async def on_fact_too_long(_: Request, exc: FactTooLong) -> JSONResponse:
+        detail = [{"loc": ["body", "facts", exc.index], "msg": str(exc), "type": "fact_too_long"}]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(AskTooLarge)
+    async def on_ask_too_large(request: Request, exc: AskTooLarge) -> JSONResponse:
+        field = getattr(request.state, "question_field", "questions")
+        detail = [{"loc": ["body", field], "msg": str(exc), "type": "ask_too_large"}]
+        return JSONResponse({"detail": detail}, status_code=413)
+
+    @app.exception_handler(EncodeQueueFull)
+    async def on_queue_full(_: Request, exc: EncodeQueueFull) -> JSONResponse:
+        THROTTLED.labels(reason="encode_queue_full").inc()
+        headers = {"Retry-After": str(exc.retry_after_s)}
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers=headers)
+
+    @app.exception_handler(RateLimited)
+    async def on_rate_limited(_: Request, exc: RateLimited) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
+
+    @app.exception_handler(QuotaExceeded)
+    async def on_quota(_: Request, exc: QuotaExceeded) -> JSONResponse:
+        THROTTLED.labels(reason=exc.limit_name).inc()
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
+    @app.exception_handler(ForgedRecord)
+    async def on_forged_record(_: Request, exc: ForgedRecord) -> JSONResponse:
+        detail = f"{exc}; it was not used. Delete the knowledge set and encode its facts again."
+        return JSONResponse({"detail": detail}, status_code=409)
+
+    @app.exception_handler(ClientGone)
+    async def on_client_gone(_: Request, __: ClientGone) -> Response:
+        return Response(status_code=499)  # nobody reads it; counted in reckoning_requests_total as 499
+
     @app.exception_handler(UnknownKnowledge)
     async def on_unknown(_: Request, __: UnknownKnowledge) -> JSONResponse:
         # The same body for "never existed" and "another tenant's": ids must not be probeable.
@@ -94,15 +137,16 @@ def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
         STORE_UNAVAILABLE.inc()
         log.warning("store unavailable: %s (%s)", exc, exc.__cause__)
         return JSONResponse(
-            {"detail": "knowledge store unavailable, retry later"}, status_code=503, headers=retry_after
+            {"detail": f"knowledge store unavailable ({exc}), retry later"}, status_code=503, headers=retry_after
         )
 
     @app.exception_handler(UnreadableRecord)
     async def on_unreadable(_: Request, exc: UnreadableRecord) -> JSONResponse:
         # Not retryable and not the caller's fault: say what is wrong with the stored record (e.g. written by a
-        # newer server during a rolling deploy) instead of a bare 500.
+        # newer server during a rolling deploy). 409: the stored state conflicts with this server, and (unlike a
+        # 500) it is an answer, not a crash.
         log.error("unreadable knowledge record: %s", exc)
-        return JSONResponse({"detail": f"stored knowledge record is unreadable: {exc}"}, status_code=500)
+        return JSONResponse({"detail": f"stored knowledge record is unreadable: {exc}"}, status_code=409)
 
     @app.exception_handler(Exception)
     async def on_crash(_: Request, exc: Exception) -> JSONResponse:
@@ -119,13 +163,27 @@ def _configure_logging(level: str) -> None:
     log.setLevel(level.upper())
 
 
+async def shutdown(knowledge: KnowledgeService, engine: Engine, store: KnowledgeStore) -> None:
+    """Drain the calls and (re-)encodes in flight (so what they made is stored), then close the engine, then the
+    store (uvicorn has stopped taking requests and waited for open ones by then; this also covers what it cut)."""
+    unfinished = await knowledge.drain(DRAIN_TIMEOUT_S)
+    if unfinished:
+        log.warning("shutdown: %d encode(s) still running after %.0f s were cancelled", unfinished, DRAIN_TIMEOUT_S)
+    await asyncio.to_thread(engine.close)
+    await store.close()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; the model and the store are created in the lifespan, once per process."""
+    """Build the app; the model and the store are created in the lifespan, once per process.
+
+    StartupRefused (before anything loads) for settings that would serve insecurely (service.preflight)."""
     settings = settings or Settings()
     _configure_logging(settings.log_level)
+    preflight.check(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        signer = Signer(resolve_secret(settings))
         engine = await asyncio.to_thread(
             Engine.load,
             settings.model_dir,
@@ -136,6 +194,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             load_workers=settings.load_workers,
             device=settings.device,
             inner_autocast=settings.inner_autocast,
+            max_pending_encodes=settings.max_pending_encodes,
+            max_ask_tokens=settings.max_ask_tokens,
         )
         store = build_store(
             redis_url=settings.redis_url,
@@ -143,19 +203,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             delta_cache_bytes=settings.delta_cache_bytes,
             timeout_s=settings.store_timeout_s,
             prefix=settings.key_prefix,
+            model=engine.fingerprint,
+            lock_ttl_s=settings.flight_lock_ttl_s,
             on_evict=record_eviction,
+        )
+        knowledge = KnowledgeService(
+            engine,
+            store,
+            signer,
+            default_ttl_s=settings.delta_ttl_s,
+            weight_cache_bytes=settings.weight_cache_bytes,
+            quota=Quota(settings.tenant_max_knowledge_sets, settings.tenant_max_bytes),
         )
         app.state.engine = engine
         app.state.store = store
-        app.state.knowledge = KnowledgeService(
-            engine, store, default_ttl_s=settings.delta_ttl_s, weight_cache_bytes=settings.weight_cache_bytes
-        )
+        app.state.knowledge = knowledge
+        app.state.rate_limits = TenantRateLimits(settings)
         log.info("serving %s with the %s store", engine.model_name, store.kind)
         try:
             yield
         finally:
-            await store.close()
-            engine.close()
+            await shutdown(knowledge, engine, store)
 
     app = FastAPI(title="reckoning", version=_version(), description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

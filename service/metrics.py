@@ -46,7 +46,27 @@ WEIGHT_CACHE_HITS = Counter(
 )
 WEIGHT_CACHE_MISSES = Counter("reckoning_weight_cache_misses", "Asks whose delta had to be verified and merged.")
 WEIGHT_CACHE_BYTES = Gauge("reckoning_weight_cache_bytes", "Bytes held by the in-process pre-merged weight cache.")
-ENCODES_IN_FLIGHT = Gauge("reckoning_encodes_in_flight", "Inner loops running or queued in the torch pool.")
+ENCODES_IN_FLIGHT = Gauge(
+    "reckoning_encodes_in_flight", "Inner loops admitted and not finished (waiting for a slot, queued or running)."
+)
+ENCODES_CANCELLED = Counter(
+    "reckoning_encodes_cancelled", "Inner loops dropped before they ran because every caller waiting for them left."
+)
+THROTTLED = Counter(
+    "reckoning_throttled",
+    "Requests refused to protect the server or other tenants (429 or 403), by reason.",
+    ["reason"],  # encode_queue_full | rate_limit | encode_rate_limit | tenant_max_knowledge_sets | tenant_max_bytes
+)
+RATE_LIMIT_ERRORS = Counter(
+    "reckoning_rate_limit_errors", "Rate-limit checks that failed in their store (the request was let through)."
+)
+RECORDS_REJECTED = Counter(
+    "reckoning_records_rejected", "Stored facts records refused (MAC or id mismatch, unreadable): answered 409."
+)
+FLIGHTS_SHARED_ACROSS_PROCESSES = Counter(
+    "reckoning_flights_shared_across_processes",
+    "(Re-)encodes skipped because another process made the delta while this one waited on its lock.",
+)
 
 CONTRACT_METRICS = (
     "reckoning_encode_seconds",

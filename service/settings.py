@@ -1,5 +1,6 @@
 """Every knob of the HTTP service, read from RECKONING_* environment variables and a .env file."""
 
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -12,7 +13,8 @@ from reckoning_core.serialization import DEFAULT_DELTA_DTYPE, DeltaDtype
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
-# The namespace used when no API keys are configured (an open, single-tenant server).
+# The namespace used when no API keys are configured (an open, single-tenant server). No configured tenant may
+# take this name, so a key can never open what was stored anonymously (or the other way round).
 PUBLIC_TENANT = "public"
 
 
@@ -53,6 +55,20 @@ class Settings(BaseSettings):
     max_concurrent_encodes: int = Field(
         default=1, ge=1, description="encodes admitted to the torch pool at once, so asks are not queued behind them"
     )
+    max_pending_encodes: int = Field(
+        default=16,
+        ge=1,
+        description="inner loops queued or running at once; past it an encode (or an ask that needs a re-encode) "
+        "gets 429 with Retry-After. Measured on the shipped model: a full theory encodes in 0.33 s on an idle "
+        "2-core machine (results/bench.md), 2.3 s under this machine's shared load; 16 queued is then 5 s "
+        "(idle) to 37 s (loaded) of wait, about one client timeout at worst",
+    )
+    max_ask_tokens: int = Field(
+        default=32768,
+        ge=1,
+        description="work bound of one /ask: prompt tokens summed over questions x choices (x 1 + max_new_tokens "
+        "when generating); over it is a 413. 256 ProofWriter questions with 3 labels need ~20k",
+    )
     delta_dtype: DeltaDtype = Field(
         default=DEFAULT_DELTA_DTYPE, description="precision of a stored delta (see reckoning_core.serialization)"
     )
@@ -81,6 +97,12 @@ class Settings(BaseSettings):
     store_timeout_s: float = Field(default=1.0, gt=0, description="socket/connect timeout of the store: fast 503s")
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503 when the store is unreachable")
     key_prefix: str = "reckoning"
+    flight_lock_ttl_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="TTL of the Redis lock that makes a (re-)encode single-flight across replicas; also how long "
+        "a replica waits for another's encode before running its own",
+    )
 
     # --- request limits (defaults fit a full ProofWriter theory and all its questions) ---
     max_facts: int = Field(default=256, ge=1)
@@ -94,10 +116,31 @@ class Settings(BaseSettings):
     max_ttl_s: int = Field(default=30 * 24 * 3600, ge=1)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
 
+    # --- per-tenant limits (limits' syntax, e.g. "100/second", "6000/minute"; "none" = off) ---
+    rate_limit: str | None = Field(default="6000/minute", description="requests per tenant to the knowledge routes")
+    encode_rate_limit: str | None = Field(default="600/minute", description="POST /encode per tenant")
+    tenant_max_knowledge_sets: int = Field(
+        default=100_000, ge=0, description="stored knowledge sets per tenant (0 = no quota)"
+    )
+    tenant_max_bytes: int = Field(
+        default=1024**3, ge=0, description="bytes of stored facts records per tenant (0 = no quota)"
+    )
+
     # --- security ---
     api_keys: dict[SecretStr, str] = Field(
         default_factory=dict,
-        description='JSON object {"<api key>": "<tenant>"}; empty = no authentication',
+        description='JSON object {"<api key>": "<tenant>"}; empty = no authentication (loopback only, see '
+        "allow_anonymous)",
+    )
+    allow_anonymous: bool = Field(
+        default=False, description="serve without API keys on a non-loopback host (everyone is one tenant)"
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="key of the MACs that bind stored deltas and facts records to tenant, id and model; required "
+        "with Redis (every replica needs the same one); unset with the embedded store = generated once beside "
+        "the SQLite file",
     )
 
     @field_validator("api_keys")
@@ -107,8 +150,39 @@ class Settings(BaseSettings):
         for tenant in value.values():
             if not _TENANT_RE.match(tenant):
                 raise ValueError(f"tenant name {tenant!r} must match {_TENANT_RE.pattern}")
+            if tenant == PUBLIC_TENANT:
+                raise ValueError(
+                    f"tenant name {PUBLIC_TENANT!r} is reserved for the anonymous namespace; pick another name"
+                )
+        return value
+
+    @field_validator("rate_limit", "encode_rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in {"", "none", "off", "0"}:
+            return None
+        from limits import parse_many  # imported here: settings load before anything else
+
+        try:
+            parse_many(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit like '100/second' or '6000/minute'") from exc
         return value
 
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_keys)
+
+    @property
+    def loopback_only(self) -> bool:
+        """True when the server listens on a loopback address only (not reachable from other machines)."""
+        return is_loopback(self.host)
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a hostname: it may resolve to anything
+        return False

@@ -1,6 +1,7 @@
-"""In-process LRU of verified, pre-merged weights, so a hot knowledge id skips verify + deserialize + merge."""
+"""In-process LRU of verified, pre-merged weights, so a hot knowledge id skips fetch + verify + deserialize + merge."""
 
 import contextlib
+import hmac
 from dataclasses import dataclass
 
 from cachetools import LRUCache
@@ -13,18 +14,21 @@ Key = tuple[str, str]  # (namespace, knowledge id)
 
 @dataclass(frozen=True)
 class _Entry:
-    blob: bytes  # the stored delta these weights were built from
+    mac: str  # the MAC of the stored delta these weights were built from (it covers every byte of the blob)
     weights: MergedWeights
 
     @property
     def nbytes(self) -> int:
-        return len(self.blob) + self.weights.nbytes
+        return len(self.mac) + self.weights.nbytes
 
 
 class WeightCache:
-    """Bounded in bytes; an entry is used only while the store still holds, byte for byte, the blob it was
-    built from. A delta deleted, replaced or corrupted in the store is therefore noticed on the next ask just
-    as without this cache; what a hit skips is the checksum, the deserialization and the merge.
+    """Bounded in bytes; an entry is used only while the store still holds a delta with the MAC of the blob it
+    was built from, so a delta deleted or replaced in the store (by a re-encode, here or on another replica) is
+    noticed on the next ask, from a few bytes read instead of the blob. What a hit skips is fetching the blob,
+    its MAC, the deserialization and the merge. A blob damaged under an intact MAC is caught wherever it is
+    loaded (another replica, or this one once the entry is gone); the weights served here came from the
+    verified original.
     """
 
     def __init__(self, max_bytes: int) -> None:
@@ -40,25 +44,24 @@ class WeightCache:
     def nbytes(self) -> int:
         return int(self._entries.currsize)
 
-    def get(self, key: Key, blob: bytes) -> MergedWeights | None:
+    def get(self, key: Key, mac: str) -> MergedWeights | None:
         entry = self._entries.get(key)
-        # `is` first: the embedded store hands back the very object; a Redis GET a fresh copy (memcmp)
-        if entry is not None and (entry.blob is blob or entry.blob == blob):
+        if entry is not None and hmac.compare_digest(entry.mac, mac):
             WEIGHT_CACHE_HITS.inc()
             return entry.weights
-        if entry is not None:  # the store's blob changed behind us: this entry can never be used again
+        if entry is not None:  # the store's delta changed behind us: this entry can never be used again
             self.drop(key)
         WEIGHT_CACHE_MISSES.inc()
         return None
 
-    def put(self, key: Key, blob: bytes, weights: MergedWeights, version: int | None = None) -> None:
-        """Cache weights built from `blob`; with `version` (read before building them), only if nothing was
-        invalidated meanwhile."""
+    def put(self, key: Key, mac: str, weights: MergedWeights, version: int | None = None) -> None:
+        """Cache weights built from the delta with this MAC; with `version` (read before building them), only if
+        nothing was invalidated meanwhile."""
         if version is not None and version != self.version:
             return
         self._entries.pop(key, None)
         with contextlib.suppress(ValueError):  # larger than the whole bound (or the cache is off: 0 bytes)
-            self._entries[key] = _Entry(blob, weights)
+            self._entries[key] = _Entry(mac, weights)
         WEIGHT_CACHE_BYTES.set(self.nbytes)
 
     def drop(self, key: Key) -> None:

@@ -8,7 +8,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from service.store import KnowledgeRecord, KnowledgeStore
+from service.store import KnowledgeRecord, KnowledgeStore, Quota, QuotaExceeded, StoredDelta, Usage
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -49,6 +49,31 @@ def with_header(header: dict[str, Any], payload: bytes) -> bytes:
     return len(raw).to_bytes(8, "little") + raw + payload
 
 
+def served_model(client: Any) -> str:
+    """The fingerprint of the model a server serves (GET /readyz): RedisStore keys its deltas by it."""
+    fingerprint: str = client.get("/readyz").json()["fingerprint"]
+    return fingerprint
+
+
+def stored_delta(redis_client: Any, key: str) -> tuple[bytes, str]:
+    """(blob, mac) of a delta in Redis; AssertionError when there is none."""
+    blob, mac = redis_client.hmget(key, ["blob", "mac"])
+    assert isinstance(blob, bytes) and isinstance(mac, bytes), f"no delta at {key}"
+    return blob, mac.decode()
+
+
+def plant_delta(redis_client: Any, key: str, blob: bytes, mac: str | None = None) -> None:
+    """Overwrite a stored delta's blob (and MAC, when given) the way anyone who can write Redis could; the TTL
+    stays (HSET keeps it)."""
+    assert redis_client.exists(key), f"no delta at {key} to overwrite"
+    redis_client.hset(key, mapping={"blob": blob, **({"mac": mac} if mac is not None else {})})
+
+
+def sd(blob: bytes, mac: str = "mac") -> StoredDelta:
+    """A StoredDelta, short."""
+    return StoredDelta(blob, mac)
+
+
 def sample_record(knowledge_id: str = "k" * 64, facts: list[str] | None = None) -> KnowledgeRecord:
     return KnowledgeRecord(
         knowledge_id=knowledge_id,
@@ -76,8 +101,10 @@ async def exercise_store(store: KnowledgeStore) -> None:
     assert await store.get_knowledge("bob", rec.knowledge_id) is None  # namespaces are separate
 
     assert (await store.delta_status("alice", rec.knowledge_id)).cached is False
-    await store.put_delta("alice", rec.knowledge_id, b"\x00blob\xff", 30)
-    assert await store.get_delta("alice", rec.knowledge_id) == b"\x00blob\xff"
+    assert await store.delta_mac("alice", rec.knowledge_id) is None
+    await store.put_delta("alice", rec.knowledge_id, sd(b"\x00blob\xff", "m1"), 30)
+    assert await store.get_delta("alice", rec.knowledge_id) == sd(b"\x00blob\xff", "m1")
+    assert await store.delta_mac("alice", rec.knowledge_id) == "m1"
     status = await store.delta_status("alice", rec.knowledge_id)
     assert status.cached and status.ttl_s is not None and 25 < status.ttl_s <= 30
     assert await store.touch_delta("alice", rec.knowledge_id, 300)
@@ -86,8 +113,28 @@ async def exercise_store(store: KnowledgeStore) -> None:
     assert await store.get_delta("bob", rec.knowledge_id) is None
     assert await store.touch_delta("bob", rec.knowledge_id, 300) is False
 
+    async with store.flight_lock("alice", rec.knowledge_id):  # free: taken at once
+        pass
+
     assert await store.delete_knowledge("bob", rec.knowledge_id) is False
     assert await store.delete_knowledge("alice", rec.knowledge_id) is True
     assert await store.get_knowledge("alice", rec.knowledge_id) is None
     assert await store.get_delta("alice", rec.knowledge_id) is None
     assert await store.delete_knowledge("alice", rec.knowledge_id) is False
+
+    # Quotas: usage follows creates and deletes; a set over a quota is refused and nothing is stored.
+    assert await store.usage("carol") == Usage()
+    first, second = sample_record("1" * 64), sample_record("2" * 64)
+    assert await store.put_knowledge("carol", first, Quota(max_sets=1)) is True
+    assert await store.usage("carol") == Usage(1, first.nbytes)
+    assert await store.put_knowledge("carol", first, Quota(max_sets=1)) is False  # exists: no quota question
+    with pytest.raises(QuotaExceeded, match="tenant_max_knowledge_sets=1"):
+        await store.put_knowledge("carol", second, Quota(max_sets=1))
+    with pytest.raises(QuotaExceeded, match="tenant_max_bytes"):
+        await store.put_knowledge("carol", second, Quota(max_bytes=first.nbytes + 10))
+    assert await store.get_knowledge("carol", second.knowledge_id) is None
+    assert await store.put_knowledge("carol", second, Quota(max_sets=2)) is True
+    assert await store.usage("carol") == Usage(2, first.nbytes + second.nbytes)
+    assert await store.delete_knowledge("carol", first.knowledge_id) is True
+    assert await store.usage("carol") == Usage(1, second.nbytes)
+    assert await store.usage("alice") == Usage()

@@ -281,9 +281,11 @@ def render() -> str:
     rel = RESULTS / "reliability.json"
     if rel.exists():
         r: dict[str, Any] = json.loads(rel.read_text())
-        keys = ["requests", "errors_5xx", "errors_4xx", "faults_injected", "knowledge_sets_verified", "lost"]
-        md += ["", "### Reliability (results/reliability.json)", "", "| " + " | ".join(keys) + " |",
-               "|" + "---|" * len(keys), "| " + " | ".join(str(r.get(k, "–")) for k in keys) + " |"]
+        keys = ["requests", "errors_5xx", "errors_4xx", "faults_injected", "knowledge_sets_verified", "lost",
+                "status_429", "rejected_forgeries"]
+        cells = [str(r.get(k, "–")) for k in keys] + [str((r.get("replicas") or {}).get("processes", "–"))]
+        md += ["", "### Reliability (results/reliability.json)", "", "| " + " | ".join([*keys, "replicas"]) + " |",
+               "|" + "---|" * (len(keys) + 1), "| " + " | ".join(cells) + " |"]
     return "\n".join(md)
 
 

@@ -6,6 +6,7 @@ from typing import cast
 from fastapi import APIRouter, Request
 
 from service.api.deps import KnowledgeDep, SettingsDep, TenantDep
+from service.api.disconnect import until_disconnected
 from service.api.errors import COMMON, NOT_FOUND, TOO_LARGE
 from service.metrics import ASK_SECONDS
 from service.schemas import AnswerOut, AskRequestBase, AskResponse, request_models
@@ -21,9 +22,10 @@ def build_router(settings: Settings) -> APIRouter:
         response_model=AskResponse,
         summary="Answer questions from an encoded knowledge set",
         description=(
-            "All questions run as one batched forward with the knowledge set's delta applied; the "
-            "facts are not in the prompt. With `choices`, each is scored and probabilities are "
-            "returned; without, a model that declares a label set answers within it, others generate."
+            "Questions run as batched forwards with the knowledge set's delta applied; the facts are not in "
+            "the prompt. With `choices`, each is scored and probabilities are returned; without, a model that "
+            "declares a label set answers within it, others generate. An ask whose prompt tokens over "
+            "questions x choices exceed max_ask_tokens is a 413."
         ),
         responses={**COMMON, **NOT_FOUND, **TOO_LARGE},
     )
@@ -38,12 +40,15 @@ def build_router(settings: Settings) -> APIRouter:
         request = cast(AskRequestBase, body)
         # Lets an InputTooLong error point at the field the caller actually used.
         http.state.question_field = "question" if request.question is not None else "questions"
-        answers = await knowledge.ask(
-            tenant,
-            request.knowledge_id,
-            request.question_list(),
-            choices=request.choices,
-            max_new_tokens=request.max_new_tokens or min(cfg.default_new_tokens, cfg.max_new_tokens),
+        answers = await until_disconnected(
+            http,
+            knowledge.ask(
+                tenant,
+                request.knowledge_id,
+                request.question_list(),
+                choices=request.choices,
+                max_new_tokens=request.max_new_tokens or min(cfg.default_new_tokens, cfg.max_new_tokens),
+            ),
         )
         elapsed = time.perf_counter() - started
         ASK_SECONDS.observe(elapsed)

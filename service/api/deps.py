@@ -7,6 +7,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.auth import ApiKeyAuth
 from service.knowledge_service import KnowledgeService
+from service.rate_limit import TenantRateLimits
 from service.settings import Settings
 
 _bearer = HTTPBearer(
@@ -41,6 +42,21 @@ def get_tenant(
     return tenant
 
 
+async def limited_tenant(request: Request, tenant: Annotated[str, Depends(get_tenant)]) -> str:
+    """The caller's namespace, once its request is within the tenant's rate limit (else 429)."""
+    limits: TenantRateLimits = request.app.state.rate_limits
+    await limits.request(tenant)
+    return tenant
+
+
+async def encoding_tenant(request: Request, tenant: Annotated[str, Depends(limited_tenant)]) -> str:
+    """The caller's namespace, once this encode is also within the tenant's encode rate limit (else 429)."""
+    limits: TenantRateLimits = request.app.state.rate_limits
+    await limits.encode(tenant)
+    return tenant
+
+
 SettingsDep = Annotated[Settings, Depends(app_settings)]
 KnowledgeDep = Annotated[KnowledgeService, Depends(get_knowledge)]
-TenantDep = Annotated[str, Depends(get_tenant)]
+TenantDep = Annotated[str, Depends(limited_tenant)]
+EncodeTenantDep = Annotated[str, Depends(encoding_tenant)]

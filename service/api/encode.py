@@ -2,10 +2,11 @@
 
 from typing import cast
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
-from service.api.deps import KnowledgeDep, TenantDep
-from service.api.errors import COMMON, TOO_LARGE
+from service.api.deps import EncodeTenantDep, KnowledgeDep
+from service.api.disconnect import until_disconnected
+from service.api.errors import COMMON, QUOTA, TOO_LARGE
 from service.schemas import EncodeRequestBase, EncodeResponse, request_models
 from service.settings import Settings
 
@@ -21,13 +22,19 @@ def build_router(settings: Settings) -> APIRouter:
         description=(
             "Runs the inner loop on the facts and caches the resulting delta. The same fact set "
             "(order, duplicates and whitespace ignored) always gives the same id; a set already "
-            "encoded answers `cached: true` without running the inner loop."
+            "encoded answers `cached: true` without running the inner loop. A fact with more tokens than the "
+            "model encodes is a 422 naming it; a full encode queue is a 429 with Retry-After."
         ),
-        responses={**COMMON, **TOO_LARGE},
+        responses={**COMMON, **TOO_LARGE, **QUOTA},
     )
-    async def encode(body: encode_request, knowledge: KnowledgeDep, tenant: TenantDep) -> EncodeResponse:  # type: ignore[valid-type]
+    async def encode(
+        body: encode_request,  # type: ignore[valid-type]
+        http: Request,
+        knowledge: KnowledgeDep,
+        tenant: EncodeTenantDep,
+    ) -> EncodeResponse:
         request = cast(EncodeRequestBase, body)
-        outcome = await knowledge.encode(tenant, request.facts, request.ttl_s)
+        outcome = await until_disconnected(http, knowledge.encode(tenant, request.facts, request.ttl_s))
         record = outcome.record
         return EncodeResponse(
             knowledge_id=record.knowledge_id,

@@ -7,15 +7,19 @@ from typing import Any
 
 from cachetools import TLRUCache
 
-from service.store.protocol import Eviction, EvictionHook
+from service.store.protocol import Eviction, EvictionHook, StoredDelta
 
 Key = tuple[str, str]  # (namespace, knowledge id)
 
 
 @dataclass(frozen=True)
 class _Entry:
-    blob: bytes
+    delta: StoredDelta
     expires_at: float  # on the LRU's clock
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.delta.blob)
 
 
 class _ReportingCache(TLRUCache):  # type: ignore[misc]  # cachetools ships no type hints
@@ -23,7 +27,7 @@ class _ReportingCache(TLRUCache):  # type: ignore[misc]  # cachetools ships no t
 
     def __init__(self, max_bytes: int, clock: Callable[[], float], report: Callable[[Key, _Entry, str], None]) -> None:
         super().__init__(maxsize=max_bytes, ttu=lambda _k, e, _now: e.expires_at, timer=clock,
-                         getsizeof=lambda e: len(e.blob))
+                         getsizeof=lambda e: e.nbytes)
         self._report = report
 
     def popitem(self) -> tuple[Key, _Entry]:
@@ -39,7 +43,7 @@ class _ReportingCache(TLRUCache):  # type: ignore[misc]  # cachetools ships no t
 
 
 class DeltaLRU:
-    """Delta blobs by (namespace, id): least recently used out first once `max_bytes` is reached, each entry
+    """Deltas by (namespace, id): least recently used out first once `max_bytes` is reached, each entry
     gone after its TTL; every eviction goes through one hook."""
 
     def __init__(
@@ -51,7 +55,7 @@ class DeltaLRU:
 
     def _evicted(self, key: Key, entry: _Entry, reason: str) -> None:
         if self.on_evict is not None:
-            self.on_evict(Eviction(key[0], key[1], len(entry.blob), reason))
+            self.on_evict(Eviction(key[0], key[1], entry.nbytes, reason))
 
     def _live(self, key: Key) -> _Entry | None:
         self._cache.expire()  # expired entries are dropped (and reported) before anything is read
@@ -66,16 +70,16 @@ class DeltaLRU:
     def nbytes(self) -> int:
         return int(self._cache.currsize)
 
-    def get(self, key: Key) -> bytes | None:
+    def get(self, key: Key) -> StoredDelta | None:
         entry = self._live(key)
-        return None if entry is None else entry.blob
+        return None if entry is None else entry.delta
 
-    def put(self, key: Key, blob: bytes, ttl_s: float) -> None:
+    def put(self, key: Key, delta: StoredDelta, ttl_s: float) -> None:
         self.discard(key)  # a refused replacement must not leave the old blob behind
         try:
-            self._cache[key] = _Entry(blob, self.clock() + ttl_s)
+            self._cache[key] = _Entry(delta, self.clock() + ttl_s)
         except ValueError:  # larger than the whole bound
-            self._evicted(key, _Entry(blob, 0.0), "too_large")
+            self._evicted(key, _Entry(delta, 0.0), "too_large")
 
     def ttl(self, key: Key) -> float | None:
         entry = self._live(key)

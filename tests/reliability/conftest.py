@@ -6,6 +6,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from rel_support import KEYS, Report, Stack
 
@@ -101,27 +102,44 @@ def other_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_checkpoint(tmp_path_factory.mktemp("ckpt-other") / "tiny-other", seed=1)
 
 
+def api_env(model_dir: Path, redis_url: str, **extra: str) -> dict[str, str]:
+    """The settings of every API process of the reliability stack (replicas share them, secret key included)."""
+    return {
+        "RECKONING_MODEL_DIR": str(model_dir),
+        "RECKONING_REDIS_URL": redis_url,
+        "RECKONING_API_KEYS": json.dumps({key: tenant for tenant, key in KEYS.items()}),
+        "RECKONING_RETRY_AFTER_S": "2",
+        # The pre-merged weight LRU is byte-bounded by design; kept small (~15 tiny-model sets) so the
+        # soak's warm-up fills it and its RSS bound still measures leaks, not a cache filling up.
+        "RECKONING_WEIGHT_CACHE_BYTES": str(2 * 1024 * 1024),
+        # The load generators send ~60 requests/s per tenant across replicas: the per-tenant rate limits are
+        # tested on their own (tests/unit/test_http_guards.py); here they must not shape the load.
+        "RECKONING_RATE_LIMIT": "100000/minute",
+        "RECKONING_ENCODE_RATE_LIMIT": "100000/minute",
+        "RECKONING_LOG_LEVEL": "warning",
+        **extra,
+    }
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: Path, report: Report) -> Iterator[Stack]:
     server = RedisProcess(tmp_path_factory.mktemp("rel-redis"), config=REPO / "docker" / "redis.conf")
-    api = ApiProcess(
-        tmp_path_factory.mktemp("rel-api"),
-        {
-            "RECKONING_MODEL_DIR": str(tiny_gpt2),
-            "RECKONING_REDIS_URL": server.url,
-            "RECKONING_API_KEYS": json.dumps({key: tenant for tenant, key in KEYS.items()}),
-            "RECKONING_RETRY_AFTER_S": "2",
-            # The pre-merged weight LRU is byte-bounded by design; kept small (~15 tiny-model sets) so the
-            # soak's warm-up fills it and its RSS bound still measures leaks, not a cache filling up.
-            "RECKONING_WEIGHT_CACHE_BYTES": str(2 * 1024 * 1024),
-            "RECKONING_LOG_LEVEL": "warning",
-        },
-        keys=KEYS,
-    )
+    api = ApiProcess(tmp_path_factory.mktemp("rel-api"), api_env(tiny_gpt2, server.url), keys=KEYS)
     try:  # starts inside the try: one that times out must not leave its process behind
         server.start()
         api.start()
-        yield Stack(server, api, report)
+        yield Stack(server, api, report, model=httpx.get(f"{api.url}/readyz", timeout=10).json()["fingerprint"])
     finally:
         api.stop()
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def replica(stack: Stack, tmp_path_factory: pytest.TempPathFactory, tiny_gpt2: Path) -> Iterator[ApiProcess]:
+    """A second API process on the stack's Redis with the same settings: replicas behave as one."""
+    api = ApiProcess(tmp_path_factory.mktemp("rel-replica"), api_env(tiny_gpt2, stack.redis.url), keys=KEYS)
+    try:
+        api.start()
+        yield api
+    finally:
+        api.stop()

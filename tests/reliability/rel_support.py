@@ -20,7 +20,7 @@ import httpx
 from redis import Redis
 
 from benchmarks.processes import ApiProcess, RedisProcess
-from service.store.redis_store import redis_key
+from service.store.redis_store import model_key, redis_key
 
 KEYS = {"alice": "alice-reliability-key-0001", "bob": "bob-reliability-key-0002"}
 PREFIX = "reckoning"  # the stack runs with the default RECKONING_KEY_PREFIX
@@ -44,6 +44,7 @@ class Report:
     faults: Counter[str] = field(default_factory=Counter)
     knowledge_sets_verified: int = 0
     lost: int = 0
+    rejected_forgeries: int = 0  # planted deltas and records the service refused (tests/reliability/test_security)
     sections: dict[str, Any] = field(default_factory=dict)
     outcomes: Counter[str] = field(default_factory=Counter)
     modules: set[str] = field(default_factory=set)
@@ -108,6 +109,8 @@ class Report:
             "faults": dict(sorted(self.faults.items())),
             "knowledge_sets_verified": self.knowledge_sets_verified,
             "lost": self.lost,
+            "rejected_forgeries": self.rejected_forgeries,
+            "status_429": self.statuses[429],
             "status_counts": {str(k): v for k, v in sorted(self.statuses.items())},
             "tests": dict(sorted(self.outcomes.items())),
             "test_modules": sorted(self.modules),
@@ -126,6 +129,7 @@ class Stack:
     redis: RedisProcess
     api: ApiProcess
     report: Report
+    model: str = ""  # the served model's fingerprint: deltas are kept per model
 
     @property
     def url(self) -> str:
@@ -138,7 +142,11 @@ class Stack:
         return self.redis.client()
 
     def delta_key(self, tenant: str, knowledge_id: str) -> str:
-        return redis_key(PREFIX, tenant, "delta", knowledge_id)
+        """This model's delta of a set: a hash {mac, blob} with a TTL."""
+        return model_key(PREFIX, tenant, "delta", self.model, knowledge_id)
+
+    def replica_client(self, replica: ApiProcess, tenant: str = "alice", timeout: float = 30.0) -> httpx.Client:
+        return counted_client(self.report, replica.url, KEYS[tenant], timeout)
 
     def facts_key(self, tenant: str, knowledge_id: str) -> str:
         return redis_key(PREFIX, tenant, "facts", knowledge_id)

@@ -82,10 +82,43 @@ def test_ten_thousand_long_facts_hit_the_body_limit_first(alice: httpx.Client) -
 
 def test_limits_are_exact_at_the_boundary(alice: httpx.Client) -> None:
     tag = f"edge{time.monotonic_ns()}"
-    at_limit = [f"{tag} fact {i:03d} " + "e" * 900 for i in range(256)]
+    at_limit = [f"{tag} fact {i:03d} is kind." for i in range(256)]
     assert alice.post("/encode", json={"facts": at_limit}).status_code == 200
     names(alice.post("/encode", json={"facts": [*at_limit, "one more."]}), 422, loc=["body", "facts"], text="257")
     names(alice.post("/encode", json={"facts": ["x" * 1001]}), 422, loc=["body", "facts", 0], text="max_fact_chars")
+    # 1,000 characters pass max_fact_chars, but not the model: it reads 62 tokens of a fact (see below).
+    names(alice.post("/encode", json={"facts": ["x" * 1000]}), 422, loc=["body", "facts", 0], text="max_fact_tokens")
+
+
+def test_a_fact_with_more_tokens_than_the_model_encodes_is_422_naming_it_and_the_limit(alice: httpx.Client) -> None:
+    # ~300 characters, well under max_fact_chars=1000, but more tokens than the inner loop reads (the tiny model:
+    # max_fact_tokens=64, so 62 tokens of fact text): before, the rest was cut without a word, yet hashed into
+    # the id and stored.
+    fact = "Bob " + "and Anne and Carol " * 15 + "are all kind and nice and round."
+    assert 250 < len(fact) < 1000
+    loops = metric(alice, "reckoning_encode_seconds_count")
+    response = alice.post("/encode", json={"facts": ["Dave is big.", fact]})
+    names(response, 422, loc=["body", "facts", 1], text="at most 62 tokens per fact (max_fact_tokens")
+    error = response.json()["detail"][0]
+    assert error["type"] == "fact_too_long" and error["msg"].startswith("fact 1 has ")
+    assert metric(alice, "reckoning_encode_seconds_count") == loops  # refused before any inner loop
+
+
+def test_an_oversized_ask_is_413_in_under_a_second_saying_so(alice: httpx.Client, kid: str) -> None:
+    # 256 questions x 32 multi-token choices (~150 KB): 8,192 rows in one forward before this bound.
+    body = {"knowledge_id": kid, "questions": [f"Is person number {i} kind and nice?" for i in range(256)],
+            "choices": [f"answer number {i} of the list" for i in range(32)]}  # fmt: skip
+    asks = metric(alice, "reckoning_ask_seconds_count")
+    started = time.monotonic()
+    response = alice.post("/ask", json=body)
+    elapsed = time.monotonic() - started
+    names(response, 413, loc=["body", "questions"], text="over the limit max_ask_tokens=32,768")
+    assert "256 question(s) x 32 choice(s)" in response.json()["detail"][0]["msg"]
+    assert elapsed < 1.0, f"the refusal took {elapsed:.2f} s"
+    assert metric(alice, "reckoning_ask_seconds_count") == asks  # no forward ran
+    # The same questions in asks within the bound are answered.
+    within = alice.post("/ask", json={**body, "questions": body["questions"][:8]})
+    assert within.status_code == 200, within.text[:300]
 
 
 ASK_LIMITS = [
@@ -243,15 +276,19 @@ def test_duplicate_questions_are_each_answered(alice: httpx.Client, kid: str) ->
     assert len(answers) == 3 and answers[0] == answers[1] == answers[2]
 
 
+# Each within the tiny model's 62 tokens of a fact (byte-level BPE: astral letters are 4 tokens each), or the
+# service refuses it as too long to encode (test_a_fact_with_more_tokens_than_the_model_encodes...).
 UNUSUAL = [
     "Zoë 👩‍👩‍👧‍👦 is kind.",  # ZWJ emoji sequence
     "שלום\u200f is red.",  # Hebrew with a right-to-left mark
     "مرحبا is big.",
-    "Ⅻ ｆｕｌｌｗｉｄｔｈ 𝐁𝐨𝐛 is 𝓻𝓸𝓾𝓷𝓭.",  # compatibility and astral-plane letters
+    "Ⅻ ｆｕｌｌｗｉｄｔｈ is kind.",  # compatibility letters
+    "𝐁𝐨𝐛 is 𝓻𝓸𝓾𝓷𝓭.",  # astral-plane letters
     "Z̴̡̛a̷l̸g̵o is cold.",  # stacked combining marks
     "Caf\u0065\u0301 is open.",  # decomposed: stored NFC-composed
     "Bob\u00a0is\u2028kind.",  # NBSP and LINE SEPARATOR collapse to spaces
-    "\ufeffBOM\u200b and private use \ue000 and a noncharacter \uffff.",
+    "\ufeffBOM\u200b is kind.",
+    "A private use \ue000 and a noncharacter \uffff.",
 ]
 
 

@@ -25,7 +25,7 @@ from rel_support import (
 from benchmarks.processes import ApiProcess, RedisProcess, metric
 from reckoning_core.serialization import CHECKSUMS
 from service.store.redis_store import redis_key
-from tests.support import delta_header, with_header
+from tests.support import delta_header, plant_delta, stored_delta, with_header
 
 REPO = Path(__file__).resolve().parents[2]
 QUESTIONS = ["Anne is kind.", "Bob is big.", "If someone is kind then they are nice."]
@@ -219,39 +219,44 @@ def _other_fingerprint(blob: bytes) -> bytes:
 
 
 CORRUPTIONS = {
-    "payload_bit_flip": (_flip_payload, "ChecksumMismatch"),
-    "checksum_overwritten": (_bad_checksum, "ChecksumMismatch"),
-    "truncated": (lambda blob: blob[: len(blob) // 2], "DeltaFormatError"),
-    "random_bytes": (lambda blob: os.urandom(len(blob)), "DeltaFormatError"),
-    "empty": (lambda blob: b"", "DeltaFormatError"),
-    "not_safetensors": (lambda blob: json.dumps({"delta": [1, 2, 3]}).encode(), "DeltaFormatError"),
-    "other_fingerprint_in_header": (_other_fingerprint, "FingerprintMismatch"),
+    "payload_bit_flip": _flip_payload,
+    "checksum_overwritten": _bad_checksum,
+    "truncated": lambda blob: blob[: len(blob) // 2],
+    "random_bytes": lambda blob: os.urandom(len(blob)),
+    "empty": lambda blob: b"",
+    "not_safetensors": lambda blob: json.dumps({"delta": [1, 2, 3]}).encode(),
+    "other_fingerprint_in_header": _other_fingerprint,
 }
 
 
 @pytest.mark.parametrize("kind", list(CORRUPTIONS))
-def test_corrupted_delta_is_detected_reencoded_and_counted(stack: Stack, report: Report, kind: str) -> None:
-    corrupt, reason = CORRUPTIONS[kind]
+def test_corrupted_delta_is_detected_reencoded_and_counted(
+    stack: Stack, replica: ApiProcess, report: Report, kind: str
+) -> None:
+    corrupt = CORRUPTIONS[kind]
     rc = stack.redis_client()
-    with stack.client("alice") as client:
+    with stack.client("alice") as client, stack.replica_client(replica) as cold:
         kid = encode(client, facts_for(_tag(kind), 5))
         before = ask(client, kid)
         key = stack.delta_key("alice", kid)
-        blob = rc.get(key)
-        assert isinstance(blob, bytes) and len(blob) > 1000
-        reencodes = metric(client, "reckoning_reencodes_total")
-        rejected = metric(client, "reckoning_delta_rejected_total", reason=reason)
+        blob, _ = stored_delta(rc, key)
+        assert len(blob) > 1000
+        reencodes = metric(cold, "reckoning_reencodes_total")
+        rejected = metric(cold, "reckoning_delta_rejected_total", reason="ForgedDelta")
 
         report.injected(f"delta_corrupted:{kind}")
-        assert rc.set(key, corrupt(blob), keepttl=True)
+        plant_delta(rc, key, corrupt(blob))  # under the MAC that is there: damage cannot remake a MAC
 
+        # The MAC over the blob, checked first, catches every kind of damage where the blob is loaded: here the
+        # replica that never held this set (the one that encoded it keeps verified weights under that MAC).
+        assert same_answers(ask(cold, kid), before)
+        assert metric(cold, "reckoning_delta_rejected_total", reason="ForgedDelta") == rejected + 1
+        assert metric(cold, "reckoning_reencodes_total") == reencodes + 1
+        assert stored_delta(rc, key)[0] != corrupt(blob) and rc.ttl(key) > 0
+        # The rebuilt delta replaced the damaged one: the next ask is a plain cache hit, on either replica.
+        assert same_answers(ask(cold, kid), before)
         assert same_answers(ask(client, kid), before)
-        assert metric(client, "reckoning_delta_rejected_total", reason=reason) == rejected + 1
-        assert metric(client, "reckoning_reencodes_total") == reencodes + 1
-        assert rc.get(key) != corrupt(blob) and rc.ttl(key) > 0
-        # The rebuilt delta replaced the damaged one: the next ask is a plain cache hit.
-        assert same_answers(ask(client, kid), before)
-        assert metric(client, "reckoning_reencodes_total") == reencodes + 1
+        assert metric(cold, "reckoning_reencodes_total") == reencodes + 1
 
 
 # ----------------------------------------------------------------------------- memory pressure

@@ -2,11 +2,16 @@
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
+from conftest import api_env
 from rel_support import KEYS, LoadRunner, Report, Stack
 
-from benchmarks.processes import rss_mib
+from benchmarks.processes import ApiProcess, RedisProcess, rss_mib
+from tests.support import unavailable
+
+REPO = Path(__file__).resolve().parents[2]
 
 WORKERS = 8
 WARMUP_S = 4.0
@@ -79,3 +84,55 @@ def test_load_and_soak_lose_nothing_and_never_5xx(stack: Stack, report: Report, 
         assert result.ops[op] > 0, (op, result.ops)
     assert growth <= RSS_GROWTH_BOUND_MIB, f"server RSS grew {growth:.1f} MiB (bound {RSS_GROWTH_BOUND_MIB})"
     assert stack.api.proc is not None and stack.api.proc.poll() is None and stack.api.pid == pid
+
+
+SHIPPED = REPO / "models" / "reckoning-proofwriter"
+
+
+@pytest.mark.soak
+def test_a_bounded_soak_on_the_shipped_model_loses_nothing_and_never_5xx(
+    tmp_path_factory: pytest.TempPathFactory, report: Report, soak: float
+) -> None:
+    """The same load on the model the service ships (~4 MB float16 deltas, ~1-8 s encodes here) instead of the
+    tiny checkpoint (~68 KB deltas): bounded to a quarter of --soak-seconds, at least 20 s, at most 120 s."""
+    if not (SHIPPED / "reckoning.json").exists():
+        unavailable(f"the shipped model is not at {SHIPPED}")
+    seconds = min(120.0, max(20.0, soak / 4))
+    server = RedisProcess(tmp_path_factory.mktemp("shipped-redis"), config=REPO / "docker" / "redis.conf")
+    api = ApiProcess(tmp_path_factory.mktemp("shipped-api"), api_env(SHIPPED, server.url), keys=KEYS)
+    errors_before = report.errors_5xx
+    try:
+        server.start()
+        api.start()
+
+        async def scenario() -> tuple[LoadRunner, int, list[str]]:
+            runner = LoadRunner(report, api.url, dict(KEYS), workers=4, tag="shipped", seed=7, facts_per_set=(3, 16))
+            await runner.run(seconds)
+            ok, lost = await runner.verify(concurrency=4)
+            return runner, ok, lost
+
+        started = time.monotonic()
+        runner, ok, lost = asyncio.run(scenario())
+        wall = time.monotonic() - started
+        rc = server.client()
+        blobs = [len(rc.hget(key, "blob") or b"") for key in rc.scan_iter(match="reckoning:*:delta:*", count=1000)]
+    finally:
+        api.stop()
+        server.stop()
+    report.verified(ok, len(lost))
+    result = runner.result
+    report.sections["shipped_model"] = {
+        "model": SHIPPED.name,
+        "seconds": seconds,
+        "wall_s": round(wall, 1),
+        "workers": 4,
+        "requests": sum(result.ops.values()),
+        "knowledge_sets_verified": ok,
+        "lost": len(lost),
+        "delta_bytes": max(blobs, default=0),
+        **result.summary(),
+    }
+    assert not result.violations, result.violations[:10]
+    assert lost == [], lost[:10]
+    assert report.errors_5xx == errors_before
+    assert ok >= 3 and max(blobs, default=0) > 2_000_000  # production-sized deltas went through Redis

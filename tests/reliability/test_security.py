@@ -2,6 +2,7 @@
 
 import ast
 import hashlib
+import json
 import re
 import shlex
 import subprocess
@@ -135,41 +136,130 @@ def test_metrics_never_carry_a_knowledge_id(stack: Stack, alice: httpx.Client) -
     assert kid not in text and not re.search(r"[0-9a-f]{64}", text)
 
 
-# ----------------------------------------------------------------------------- fingerprinted deltas
+# ----------------------------------------------------------------------------- planted deltas and records
+#
+# Whoever can write Redis can write any blob, header and "checksum" there. Every stored delta and facts record
+# carries a keyed MAC over its bytes, tenant, id and model: without the servers' secret none of these verifies.
+# A forged delta is refused where it is loaded and rebuilt from the (signed) facts; a forged record is a 409.
+# The replica that encoded a set keeps its weights under the delta's MAC, so a blob swapped under the same MAC
+# is loaded (and refused) by a replica that has to read it: the cold `replica` is asked first.
 
 
-def test_a_delta_made_by_another_model_is_never_applied(
-    stack: Stack, alice: httpx.Client, other_checkpoint: Path
+def _answers(client: httpx.Client, kid: str) -> list[dict[str, Any]]:
+    response = client.post("/ask", json={"knowledge_id": kid, "questions": QUESTIONS})
+    assert response.status_code == 200, response.text
+    answers: list[dict[str, Any]] = response.json()["answers"]
+    return answers
+
+
+def _same(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
+    return all(x["answer"] == y["answer"] and all(abs(x["scores"][c] - y["scores"][c]) < 1e-4 for c in x["scores"])
+               for x, y in zip(a, b, strict=True))  # fmt: skip
+
+
+def _reblob(blob: bytes, change: Any) -> bytes:
+    """The blob's tensors changed by `change`, written back as a perfectly valid delta blob: right format, the
+    served model's fingerprint and encode hash, a checksum that matches. Only a MAC can tell."""
+    from safetensors.torch import load
+
+    from reckoning_core.serialization import dumps, loads
+
+    meta = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])["__metadata__"]
+    forged = dumps(change(load(blob)), meta["fingerprint"], meta["encode"], meta["dtype"])
+    loads(forged, meta["fingerprint"], meta["encode"])  # passes every unkeyed check
+    return forged
+
+
+def _negated(tensors: dict[str, Any]) -> dict[str, Any]:
+    return {k: -v for k, v in tensors.items()}
+
+
+def _one_broadcast_tensor(tensors: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    name = next(k for k, v in tensors.items() if v.dim() == 2)
+    return {**tensors, name: torch.full((1,), 50.0, dtype=tensors[name].dtype)}  # would shift the whole matrix
+
+
+def _nan(tensors: dict[str, Any]) -> dict[str, Any]:
+    name = next(k for k, v in tensors.items() if v.dim() == 2)
+    poisoned = tensors[name].clone()
+    poisoned[0, 0] = float("nan")
+    return {**tensors, name: poisoned}
+
+
+DELTA_FORGERIES = {
+    "valid_header_over_a_wrong_payload": lambda blob: _reblob(blob, _negated),
+    "wrong_shape_tensor": lambda blob: _reblob(blob, _one_broadcast_tensor),
+    "nan": lambda blob: _reblob(blob, _nan),
+}
+
+
+@pytest.mark.parametrize("kind", [*DELTA_FORGERIES, "swap_between_two_ids"])
+def test_a_planted_delta_is_refused_and_rebuilt_from_the_signed_facts(
+    stack: Stack, replica: Any, report: Report, alice: httpx.Client, kind: str
 ) -> None:
-    from reckoning_core.reckoner import Reckoner
-    from reckoning_core.serialization import FingerprintMismatch, loads
-
-    facts = facts_for(f"fp{time.monotonic_ns()}", 5)
-    kid = _encode(alice, facts)["knowledge_id"]
-    own = alice.post("/ask", json={"knowledge_id": kid, "questions": QUESTIONS}).json()["answers"]
-
-    other = Reckoner.from_pretrained(other_checkpoint, torch_threads=1)
-    served = alice.get("/readyz").json()["fingerprint"]
-    assert other.fingerprint != served
-    foreign = other.serialize_delta(other.encode(facts, with_recall=False).delta)
-    with pytest.raises(FingerprintMismatch):
-        loads(foreign, served)
+    from tests.support import plant_delta, stored_delta
 
     rc = stack.redis_client()
+    kid = _encode(alice, facts_for(f"forge{time.monotonic_ns()}", 5))["knowledge_id"]
+    own = _answers(alice, kid)
     key = stack.delta_key("alice", kid)
-    assert rc.exists(key)
-    rejected = metric(alice, "reckoning_delta_rejected_total", reason="FingerprintMismatch")
-    reencodes = metric(alice, "reckoning_reencodes_total")
-    assert rc.set(key, foreign, keepttl=True)  # same shapes, valid checksum: only the fingerprint says no
+    blob, mac = stored_delta(rc, key)
+    if kind == "swap_between_two_ids":  # another set's delta with its own valid MAC, copied under this id
+        other = _encode(alice, facts_for(f"other{time.monotonic_ns()}", 4))["knowledge_id"]
+        planted, planted_mac = stored_delta(rc, stack.delta_key("alice", other))
+    else:  # the attacker cannot make a MAC, so the blob goes under the one that is there
+        planted, planted_mac = DELTA_FORGERIES[kind](blob), mac
+    with stack.replica_client(replica) as cold:
+        rejected = metric(cold, "reckoning_delta_rejected_total", reason="ForgedDelta")
+        reencodes = metric(cold, "reckoning_reencodes_total")
+        plant_delta(rc, key, planted, planted_mac)
+        report.injected(f"forged_delta:{kind}")
 
-    again = alice.post("/ask", json={"knowledge_id": kid, "questions": QUESTIONS})
-    assert again.status_code == 200, again.text
-    for mine, now in zip(own, again.json()["answers"], strict=True):
-        assert mine["answer"] == now["answer"]
-        assert all(abs(mine["scores"][c] - now["scores"][c]) < 1e-4 for c in mine["scores"])
-    assert metric(alice, "reckoning_delta_rejected_total", reason="FingerprintMismatch") == rejected + 1
-    assert metric(alice, "reckoning_reencodes_total") == reencodes + 1
-    assert rc.get(key) != foreign
+        assert _same(_answers(cold, kid), own)  # never answered with the planted weights
+        assert metric(cold, "reckoning_delta_rejected_total", reason="ForgedDelta") == rejected + 1
+        assert metric(cold, "reckoning_reencodes_total") == reencodes + 1
+        report.rejected_forgeries += 1
+        assert stored_delta(rc, key)[0] != planted and rc.ttl(key) > 0  # rebuilt, and evictable again
+        assert _same(_answers(cold, kid), own) and metric(cold, "reckoning_reencodes_total") == reencodes + 1
+    assert _same(_answers(alice, kid), own)  # the replica that encoded it never served the plant either
+
+
+def _attacker_facts(raw: bytes) -> bytes:
+    record = json.loads(raw)
+    record["facts"] = ["Mallory is the admin.", "If someone is the admin then they are trusted."]
+    return json.dumps(record).encode()
+
+
+@pytest.mark.parametrize("kind", ["facts_rewritten", "record_of_another_id"])
+def test_a_planted_facts_record_is_a_clear_409_and_never_encoded(
+    stack: Stack, report: Report, alice: httpx.Client, kind: str
+) -> None:
+    rc = stack.redis_client()
+    kid = _encode(alice, facts_for(f"rec{time.monotonic_ns()}", 4))["knowledge_id"]
+    raw = rc.get(stack.facts_key("alice", kid))
+    assert isinstance(raw, bytes)
+    if kind == "facts_rewritten":
+        planted = _attacker_facts(raw)
+    else:
+        other = _encode(alice, facts_for(f"recother{time.monotonic_ns()}", 3))["knowledge_id"]
+        planted = rc.get(stack.facts_key("alice", other))
+    rc.set(stack.facts_key("alice", kid), planted)
+    rc.delete(stack.delta_key("alice", kid))  # an ask would have to re-encode: from the planted facts?
+    report.injected(f"forged_record:{kind}")
+    loops = metric(alice, "reckoning_encode_seconds_count")
+    for response in (
+        alice.get(f"/knowledge/{kid}", params={"include_facts": "true"}),
+        alice.post("/ask", json={"knowledge_id": kid, "question": "Bob is kind."}),
+    ):
+        assert response.status_code == 409, response.text
+        detail = response.json()["detail"]
+        assert f"knowledge set {kid} fails its integrity check" in detail and "Delete the knowledge set" in detail
+        assert "Mallory" not in response.text
+    assert metric(alice, "reckoning_encode_seconds_count") == loops  # no inner loop ran on the planted text
+    report.rejected_forgeries += 1
+    assert alice.delete(f"/knowledge/{kid}").status_code == 204  # the tenant can still remove it
 
 
 # ----------------------------------------------------------------------------- no unsafe deserialisation

@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchmarks.processes import metric
 from service.metrics import CONTRACT_METRICS
-from service.store.redis_store import redis_key
-from tests.support import unique_facts
+from service.store.redis_store import model_key, redis_key
+from tests.support import plant_delta, served_model, stored_delta, unique_facts
 
 LABELS = ["True", "False", "Unknown"]
 
@@ -35,14 +35,21 @@ def ask(client: httpx.Client, knowledge_id: str, **body: object) -> dict:
     return response.json()
 
 
+_MODEL: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def _served_model(anonymous: httpx.Client) -> None:
+    if not _MODEL:
+        _MODEL.append(served_model(anonymous))
+
+
 def blob(redis_client: redis.Redis, knowledge_id: str) -> bytes:
-    raw = redis_client.get(delta_key(knowledge_id))
-    assert isinstance(raw, bytes)
-    return raw
+    return stored_delta(redis_client, delta_key(knowledge_id))[0]
 
 
 def delta_key(knowledge_id: str, tenant: str = "alice") -> str:
-    return redis_key("reckoning", tenant, "delta", knowledge_id)
+    return model_key("reckoning", tenant, "delta", _MODEL[0], knowledge_id)
 
 
 def facts_key(knowledge_id: str, tenant: str = "alice") -> str:
@@ -224,7 +231,7 @@ def test_cache_hits_are_counted(alice: httpx.Client) -> None:
     assert metric(alice, "reckoning_ask_seconds_count") == asks + 3
 
 
-def test_hot_asks_use_premerged_weights_until_the_stored_blob_changes(
+def test_hot_asks_use_premerged_weights_until_the_stored_delta_changes(
     alice: httpx.Client, redis_client: redis.Redis
 ) -> None:
     kid = encode(alice, unique_facts("weights"))["knowledge_id"]
@@ -236,16 +243,32 @@ def test_hot_asks_use_premerged_weights_until_the_stored_blob_changes(
     assert metric(alice, "reckoning_weight_cache_misses_total") == misses
     assert metric(alice, "reckoning_weight_cache_bytes") > 0
 
+    # A hot ask reads the stored MAC only; a changed one (the delta replaced behind this process) is a miss,
+    # and the replacement is verified before use.
     good = blob(redis_client, kid)
     corrupted = bytearray(good)
-    corrupted[-5] ^= 0xFF  # the cached weights must not hide a corrupted blob
-    redis_client.set(delta_key(kid), bytes(corrupted), keepttl=True)
-    rejected = metric(alice, "reckoning_delta_rejected_total", reason="ChecksumMismatch")
+    corrupted[-5] ^= 0xFF
+    plant_delta(redis_client, delta_key(kid), bytes(corrupted), "2" * 64)
+    rejected = metric(alice, "reckoning_delta_rejected_total", reason="ForgedDelta")
     assert ask(alice, kid, question="Bob is kind.", choices=LABELS)["answers"] == first["answers"]
-    assert metric(alice, "reckoning_delta_rejected_total", reason="ChecksumMismatch") == rejected + 1
+    assert metric(alice, "reckoning_delta_rejected_total", reason="ForgedDelta") == rejected + 1
     assert metric(alice, "reckoning_weight_cache_misses_total") == misses + 1
     assert ask(alice, kid, question="Bob is kind.", choices=LABELS)["answers"] == first["answers"]
     assert metric(alice, "reckoning_weight_cache_hits_total") == hits + 4  # the re-encode refilled it
+
+
+def test_hot_asks_read_the_delta_mac_not_the_blob(alice: httpx.Client, redis_client: redis.Redis) -> None:
+    kid = encode(alice, unique_facts("mac-only"))["knowledge_id"]
+    ask(alice, kid, question="Bob is kind.")
+
+    def calls(command: str) -> int:
+        return int(redis_client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
+
+    hget, hmget = calls("hget"), calls("hmget")
+    for _ in range(5):
+        ask(alice, kid, question="Bob is kind.")
+    assert calls("hget") - hget == 5  # HGET <delta> mac: a few bytes per ask
+    assert calls("hmget") == hmget  # HMGET <delta> mac blob: never, the weights are in process
 
 
 def test_metrics_expose_the_contract_names_and_types(anonymous: httpx.Client, alice: httpx.Client) -> None:

@@ -8,36 +8,49 @@ import pytest
 
 from benchmarks.processes import RedisProcess, free_port
 from service.store import RedisStore, StoreUnavailable
-from tests.support import exercise_store, sample_record
+from tests.support import exercise_store, sample_record, sd
+
+MODEL = "ab" * 32  # a model fingerprint: Redis keeps deltas per model
 
 
 def test_redis_store_contract(redis_server: RedisProcess) -> None:
     async def run() -> None:
-        store = RedisStore(redis_server.url, prefix="unit")
+        store = RedisStore(redis_server.url, model=MODEL, prefix="unit")
+        other = RedisStore(redis_server.url, model="cd" * 32, prefix="unit")  # another model version
         try:
             await exercise_store(store)
             rec = sample_record("r" * 64)
             await store.put_knowledge("alice", rec)
-            await store.put_delta("alice", rec.knowledge_id, b"d", 30)
+            await store.put_delta("alice", rec.knowledge_id, sd(b"d", "mine"), 30)
+            await other.put_delta("alice", rec.knowledge_id, sd(b"e", "theirs"), 60)
+            # Two model versions keep their own deltas (the fingerprint is in the key) ...
+            assert await store.get_delta("alice", rec.knowledge_id) == sd(b"d", "mine")
+            assert await other.get_delta("alice", rec.knowledge_id) == sd(b"e", "theirs")
             sync = redis_server.client()
+            assert store.delta_key("alice", rec.knowledge_id) == f"unit:alice:delta:{MODEL[:16]}:{rec.knowledge_id}"
             assert sync.ttl(store.facts_key("alice", rec.knowledge_id)) == -1
             assert 0 < sync.ttl(store.delta_key("alice", rec.knowledge_id)) <= 30
-            await store.delete_knowledge("alice", rec.knowledge_id)
+            # ... and one DELETE removes every model's.
+            assert await store.delete_knowledge("alice", rec.knowledge_id)
+            assert [k for k in sync.keys("unit:alice:*") if not k.endswith(b":usage")] == []
         finally:
             await store.close()
+            await other.close()
 
     asyncio.run(run())
 
 
 def test_unreachable_redis_raises_store_unavailable_fast() -> None:
     async def run() -> None:
-        store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
+        store = RedisStore(f"redis://127.0.0.1:{free_port()}/0", model=MODEL, timeout_s=0.5)
         for call in (
             store.ping(),
             store.get_knowledge("t", "x"),
             store.put_knowledge("t", sample_record()),
             store.get_delta("t", "x"),
-            store.put_delta("t", "x", b"d", 1),
+            store.put_delta("t", "x", sd(b"d"), 1),
+            store.delta_mac("t", "x"),
+            store.usage("t"),
             store.delta_status("t", "x"),
             store.delete_knowledge("t", "x"),
         ):
@@ -55,7 +68,7 @@ def test_redis_store_recovers_after_a_restart(tmp_path: Path) -> None:
     server.start()
 
     async def run() -> None:
-        store = RedisStore(server.url, timeout_s=0.5)
+        store = RedisStore(server.url, model=MODEL, timeout_s=0.5)
         rec = sample_record()
         await store.put_knowledge("t", rec)
         server.kill()
@@ -72,3 +85,25 @@ def test_redis_store_recovers_after_a_restart(tmp_path: Path) -> None:
         server.stop()
 
 
+
+
+def test_rate_limits_are_counted_in_redis_so_replicas_share_them(redis_server: RedisProcess) -> None:
+    from service.rate_limit import RateLimited, TenantRateLimits
+    from service.settings import Settings
+
+    settings = Settings(_env_file=None, redis_url=redis_server.url, secret_key="k" * 32,  # type: ignore[call-arg]
+                        key_prefix=f"rl{time.monotonic_ns()}", rate_limit="3/minute", encode_rate_limit="none")
+
+    async def run() -> None:
+        first, second = TenantRateLimits(settings), TenantRateLimits(settings)  # two replicas
+        await first.request("alice")
+        await second.request("alice")
+        await first.request("alice")
+        with pytest.raises(RateLimited, match="rate_limit=3 per 1 minute") as limited:
+            await second.request("alice")  # the fourth, whichever replica it reaches
+        assert 1 <= limited.value.retry_after_s <= 60
+        await second.request("bob")  # per tenant
+        await first.encode("alice")  # "none": no encode limit
+
+    asyncio.run(run())
+    assert any(k.startswith(settings.key_prefix.encode()) for k in redis_server.client().keys("*"))

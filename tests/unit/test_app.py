@@ -1,6 +1,5 @@
 """The app in process (httpx ASGITransport, lifespan run): a real tiny model and the embedded store, no sockets."""
 
-import asyncio
 import json
 import sqlite3
 from collections.abc import Awaitable, Callable
@@ -9,8 +8,8 @@ from typing import TypeVar
 
 import httpx
 
-from service.main import create_app
 from service.settings import Settings
+from tests.unit import inprocess
 
 T = TypeVar("T")
 FACTS = ["Bob is big.", "If someone is big then they are rough."]
@@ -18,15 +17,7 @@ KEY = "unit-test-key-0001"
 
 
 def serve(settings: Settings, scenario: Callable[[httpx.AsyncClient], Awaitable[T]], key: str | None = KEY) -> T:
-    async def main() -> T:
-        app = create_app(settings)
-        headers = {"Authorization": f"Bearer {key}"} if key else {}
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://app", headers=headers) as client:
-                return await scenario(client)
-
-    return asyncio.run(main())
+    return inprocess.serve(settings, scenario, key)
 
 
 def settings(tiny_gpt2: Path, tmp_path: Path) -> Settings:
@@ -76,7 +67,7 @@ def test_a_stored_record_of_an_unknown_version_is_a_500_that_says_so(tiny_gpt2: 
         return await client.get(f"/knowledge/{kid}")
 
     response = serve(cfg, read)
-    assert response.status_code == 500
+    assert response.status_code == 409  # an answer that says what is wrong, never a 500
     assert "version 2" in response.json()["detail"]
 
 

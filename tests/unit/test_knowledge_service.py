@@ -1,96 +1,15 @@
 """KnowledgeService, in process: a stub engine whose encodes and loads wait on the test, a real embedded store."""
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
-from reckoning_core.knowledge_ids import knowledge_id, normalize_facts
-from reckoning_core.reckoner import Answer, MergedWeights
-from reckoning_core.serialization import DeltaFormatError
-from service.engine import Encoded
 from service.knowledge_service import KnowledgeService, UnknownKnowledge
-from service.store import EmbeddedStore
+from service.store import StoredDelta
+from tests.unit.service_stubs import NS, StubEngine, ask, run, signed_delta, until
 
-T = TypeVar("T")
-NS = "alice"
 FACTS = ["Bob is big.", "If someone is big then they are rough."]
-
-
-class StubEngine:
-    """The Engine's interface without torch. A blob names its facts; `hold()` makes the next encodes or loads wait
-    until `release()`, so a test can land a DELETE (or another request) while one is under way."""
-
-    model_name = "stub"
-    fingerprint = "f" * 64
-    labels = None
-
-    def __init__(self) -> None:
-        self.encodes = 0
-        self.loads = 0
-        self._gates: dict[str, asyncio.Event] = {}
-
-    def hold(self, what: str) -> None:
-        self._gates[what] = asyncio.Event()
-
-    def release(self, what: str) -> None:
-        self._gates.pop(what).set()
-
-    async def _wait(self, what: str) -> None:
-        gate = self._gates.get(what)
-        await (gate.wait() if gate else asyncio.sleep(0))
-
-    def normalize_facts(self, facts: list[str]) -> list[str]:
-        return normalize_facts(facts)
-
-    def knowledge_id(self, facts: list[str]) -> str:
-        return knowledge_id(self.fingerprint, "stub-encode", facts)
-
-    async def encode(self, facts: list[str]) -> Encoded:
-        self.encodes += 1
-        await self._wait("encode")
-        blob = ("delta:" + "|".join(facts)).encode()
-        return Encoded(MergedWeights({}, len(blob)), blob, len(facts), 1.0, 0.1, 0.001)
-
-    async def load_weights(self, blob: bytes) -> MergedWeights:
-        self.loads += 1
-        await self._wait("load")
-        if blob == b"delta:bug":
-            raise RuntimeError("a bug in loading, not a bad delta")
-        if not blob.startswith(b"delta:"):
-            raise DeltaFormatError("not a stub delta")
-        return MergedWeights({}, len(blob))
-
-    async def answer(self, questions: list[str], weights: Any, *, choices: Any, max_new_tokens: int) -> list[Answer]:
-        assert isinstance(weights, MergedWeights)
-        return [Answer(q, "True", None) for q in questions]
-
-
-def run(tmp_path: Path, scenario: Callable[[KnowledgeService, StubEngine], Awaitable[T]]) -> T:
-    async def main() -> T:
-        engine = StubEngine()
-        store = EmbeddedStore(tmp_path / "k.sqlite3", max_delta_bytes=1 << 20)
-        service = KnowledgeService(engine, store, default_ttl_s=60, weight_cache_bytes=1 << 20)  # type: ignore[arg-type]
-        try:
-            return await scenario(service, engine)
-        finally:
-            await store.close()
-
-    return asyncio.run(main())
-
-
-async def until(predicate: Callable[[], bool]) -> None:
-    for _ in range(1000):
-        if predicate():
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError("never happened")
-
-
-async def ask(service: KnowledgeService, kid: str) -> list[Answer]:
-    return await service.ask(NS, kid, ["Bob is rough."], choices=None, max_new_tokens=4)
 
 
 def test_concurrent_encodes_of_one_new_set_run_one_inner_loop(tmp_path: Path) -> None:
@@ -156,16 +75,16 @@ def test_weights_loaded_across_a_delete_are_not_cached(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
-def test_hot_asks_skip_loading_until_the_stored_blob_changes(tmp_path: Path) -> None:
+def test_hot_asks_skip_loading_until_the_stored_delta_changes(tmp_path: Path) -> None:
     async def scenario(service: KnowledgeService, engine: StubEngine) -> None:
         kid = (await service.encode(NS, FACTS, None)).record.knowledge_id
         for _ in range(3):
             await ask(service, kid)
         assert engine.loads == 0  # the encode left its weights in the cache
-        await service.store.put_delta(NS, kid, b"delta:replaced", 60)
+        await service.store.put_delta(NS, kid, signed_delta(kid, b"delta:replaced"), 60)
         await ask(service, kid)
         await ask(service, kid)
-        assert engine.loads == 1  # a changed blob is loaded once, then served from the cache again
+        assert engine.loads == 1  # a changed delta (MAC) is loaded once, then served from the cache again
 
     run(tmp_path, scenario)
 
@@ -173,12 +92,85 @@ def test_hot_asks_skip_loading_until_the_stored_blob_changes(tmp_path: Path) -> 
 def test_a_refused_delta_is_rebuilt_but_a_loading_bug_surfaces(tmp_path: Path) -> None:
     async def scenario(service: KnowledgeService, engine: StubEngine) -> None:
         kid = (await service.encode(NS, FACTS, None)).record.knowledge_id
-        await service.store.put_delta(NS, kid, b"\x00garbage", 60)
+        await service.store.put_delta(NS, kid, StoredDelta(b"\x00garbage", "forged"), 60)
         await ask(service, kid)
-        assert engine.encodes == 2 and (await service.store.get_delta(NS, kid) or b"").startswith(b"delta:Bob")
-        await service.store.put_delta(NS, kid, b"delta:bug", 60)
+        rebuilt = await service.store.get_delta(NS, kid)
+        assert engine.encodes == 2 and rebuilt is not None and rebuilt.blob.startswith(b"delta:Bob")
+        await service.store.put_delta(NS, kid, signed_delta(kid, b"delta:bug"), 60)
         with pytest.raises(RuntimeError, match="a bug"):
             await ask(service, kid)
         assert engine.encodes == 2
+
+    run(tmp_path, scenario)
+
+
+def test_an_encode_that_joins_a_reencode_across_a_delete_still_stores_its_facts(tmp_path: Path) -> None:
+    """Issue 13.1, forced into its interleaving: an ask re-encodes X; a DELETE of X lands; the same facts are encoded
+    again and join the running re-encode (same single-flight key). The encode answers 200, so X's facts must be
+    stored afterwards (before the fix they were not: the re-encode writes no facts and then drops its delta)."""
+
+    async def scenario(service: KnowledgeService, engine: StubEngine) -> list[str]:
+        happened: list[str] = []
+        kid = (await service.encode(NS, FACTS, None)).record.knowledge_id
+        await service.store.delete_delta(NS, kid)  # evicted: the next ask re-encodes
+        service.weights.invalidate((NS, kid))
+        engine.hold("encode")
+        asking = asyncio.ensure_future(ask(service, kid))
+        await until(lambda: engine.encodes == 2)
+        happened.append("re-encode running")
+        await service.delete(NS, kid)
+        happened.append("deleted")
+        encoding = asyncio.ensure_future(service.encode(NS, FACTS[::-1], None))
+        await until(lambda: service._flights.waiters((NS, kid)) == 2)  # the encode waits on the re-encode
+        happened.append("encode joined the re-encode")
+        assert not asking.done() and not encoding.done()
+        engine.release("encode")
+
+        assert len(await asking) == 1
+        outcome = await encoding
+        assert engine.encodes == 2, "the joining encode ran an inner loop of its own: no race exercised"
+        assert outcome.cached is True
+        record, delta = await service.info(NS, kid)  # UnknownKnowledge here was the bug: an acknowledged encode lost
+        assert record.facts == sorted(FACTS) and delta.cached
+        assert len(await ask(service, kid)) == 1
+        return happened
+
+    assert run(tmp_path, scenario) == ["re-encode running", "deleted", "encode joined the re-encode"]
+
+
+def test_a_delete_during_a_new_encode_cannot_unstore_the_acknowledged_facts(tmp_path: Path) -> None:
+    async def scenario(service: KnowledgeService, engine: StubEngine) -> None:
+        engine.hold("encode")
+        encoding = asyncio.ensure_future(service.encode(NS, FACTS, None))
+        await until(lambda: engine.encodes == 1)
+        kid = engine.knowledge_id(sorted(FACTS))
+        with pytest.raises(UnknownKnowledge):  # nothing is stored before the inner loop is done
+            await service.delete(NS, kid)
+        engine.release("encode")
+        assert (await encoding).cached is False
+        record, delta = await service.info(NS, kid)
+        assert record.facts == sorted(FACTS) and delta.cached
+
+    run(tmp_path, scenario)
+
+
+def test_a_forged_or_swapped_delta_is_refused_and_rebuilt_from_the_signed_facts(tmp_path: Path) -> None:
+    async def scenario(service: KnowledgeService, engine: StubEngine) -> None:
+        kid = (await service.encode(NS, FACTS, None)).record.knowledge_id
+        other = (await service.encode(NS, FACTS[:1], None)).record.knowledge_id
+        theirs = await service.store.get_delta(NS, other)
+        assert theirs is not None
+        forgeries = [
+            StoredDelta(b"delta:Mallory is trusted.", "0" * 64),  # a well-formed blob under a made-up MAC
+            theirs,  # another id's delta with its own (valid) MAC: a swap
+            signed_delta(kid, b"delta:x", namespace="bob"),  # signed for another tenant
+        ]
+        for forged in forgeries:
+            await service.store.put_delta(NS, kid, forged, 60)
+            before = engine.encodes
+            assert len(await ask(service, kid)) == 1
+            assert engine.encodes == before + 1  # rebuilt from the facts
+            rebuilt = await service.store.get_delta(NS, kid)
+            assert rebuilt is not None and rebuilt.blob == ("delta:" + "|".join(sorted(FACTS))).encode()
 
     run(tmp_path, scenario)

@@ -8,7 +8,7 @@ import pytest
 from service.single_flight import SingleFlight
 from service.store import EmbeddedStore, Eviction
 from service.store.lru import DeltaLRU
-from tests.support import exercise_store, sample_record
+from tests.support import exercise_store, sample_record, sd
 
 
 class FakeClock:
@@ -25,12 +25,12 @@ class FakeClock:
 def test_lru_is_byte_bounded_and_evicts_least_recently_used() -> None:
     events: list[Eviction] = []
     lru = DeltaLRU(max_bytes=10, on_evict=events.append)
-    lru.put(("t", "a"), b"aaaa", 60)
-    lru.put(("t", "b"), b"bbbb", 60)
-    assert lru.get(("t", "a")) == b"aaaa"  # a is now the most recent
-    lru.put(("t", "c"), b"cccc", 60)  # 12 bytes > 10: b goes
+    lru.put(("t", "a"), sd(b"aaaa"), 60)
+    lru.put(("t", "b"), sd(b"bbbb"), 60)
+    assert lru.get(("t", "a")) == sd(b"aaaa")  # a is now the most recent
+    lru.put(("t", "c"), sd(b"cccc"), 60)  # 12 bytes > 10: b goes
     assert lru.get(("t", "b")) is None
-    assert lru.get(("t", "a")) == b"aaaa" and lru.get(("t", "c")) == b"cccc"
+    assert lru.get(("t", "a")) == sd(b"aaaa") and lru.get(("t", "c")) == sd(b"cccc")
     assert lru.nbytes == 8 and len(lru) == 2
     assert events == [Eviction("t", "b", 4, "capacity")]
 
@@ -38,7 +38,7 @@ def test_lru_is_byte_bounded_and_evicts_least_recently_used() -> None:
 def test_lru_refuses_a_blob_larger_than_its_bound() -> None:
     events: list[Eviction] = []
     lru = DeltaLRU(max_bytes=4, on_evict=events.append)
-    lru.put(("t", "big"), b"12345", 60)
+    lru.put(("t", "big"), sd(b"12345"), 60)
     assert lru.get(("t", "big")) is None and lru.nbytes == 0
     assert events[0].reason == "too_large"
 
@@ -47,23 +47,23 @@ def test_lru_entries_expire_and_can_be_touched() -> None:
     clock = FakeClock()
     events: list[Eviction] = []
     lru = DeltaLRU(max_bytes=100, on_evict=events.append, clock=clock)
-    lru.put(("t", "a"), b"a", 10)
-    lru.put(("t", "b"), b"b", 10)
+    lru.put(("t", "a"), sd(b"a"), 10)
+    lru.put(("t", "b"), sd(b"b"), 10)
     clock.now = 5
     assert lru.ttl(("t", "a")) == pytest.approx(5)
     assert lru.touch(("t", "b"), 100)
     clock.now = 11
     assert lru.get(("t", "a")) is None
-    assert lru.get(("t", "b")) == b"b"
+    assert lru.get(("t", "b")) == sd(b"b")
     assert [e.reason for e in events] == ["expired"]
     assert lru.nbytes == 1
 
 
 def test_lru_replacing_a_key_keeps_the_byte_count_right() -> None:
     lru = DeltaLRU(max_bytes=100)
-    lru.put(("t", "a"), b"x" * 10, 60)
-    lru.put(("t", "a"), b"y" * 20, 60)
-    assert lru.nbytes == 20 and lru.get(("t", "a")) == b"y" * 20
+    lru.put(("t", "a"), sd(b"x" * 10), 60)
+    lru.put(("t", "a"), sd(b"y" * 20), 60)
+    assert lru.nbytes == 20 and lru.get(("t", "a")) == sd(b"y" * 20)
     lru.discard(("t", "a"))
     assert lru.nbytes == 0
 
@@ -89,7 +89,7 @@ def test_embedded_store_facts_survive_reopening(tmp_path: Path) -> None:
     async def write() -> None:
         store = EmbeddedStore(path, max_delta_bytes=1 << 20)
         await store.put_knowledge("alice", rec)
-        await store.put_delta("alice", rec.knowledge_id, b"delta", 60)
+        await store.put_delta("alice", rec.knowledge_id, sd(b"delta"), 60)
         await store.close()
 
     async def read() -> None:
