@@ -102,6 +102,12 @@ def full_table() -> str:
                     + " | ".join(_pct(by_g.get(g, {}).get("accuracy")) for g in grammars)
                     + f" | {_pct(alls.get('accuracy'))} | {_pct(gen.get('accuracy'))} | {_pct(hand.get('accuracy'))} | "
                     f"{_pct(owa.get('accuracy'))} | {_pct(gen.get('recall'))} |")
+    icr = [(tag, json.loads(eval_path(m, me, tag).read_text())) for tag, *_ in FULL_EVALS
+           for _, m, me in FULL_RUNS if me == "icr" and eval_path(m, me, tag).exists()]
+    rows.append("")
+    rows.append("FT-ICR answers only where the facts fit its 512-token window; questions beyond it are left out of its "
+                "score: " + "; ".join(f"{tag} {d['n_questions']} scored, {d.get('n_questions_beyond_context', 0)} "
+                                       "beyond the window" for tag, d in icr) + ".")
     rows.append("")
     rows.append("Questions per column (n): " + "; ".join(
         f"{tag} {json.loads(eval_path(m, me, tag).read_text())['n_questions']}"
