@@ -67,7 +67,7 @@ def head_logits(model: nn.Module, params: Mapping[str, Tensor], hidden: Tensor) 
 def _answer_logprobs(model: nn.Module, params: Mapping[str, Tensor], rows: list[list[int]], pad_id: int,
                      positions: list[list[int]], device: torch.device, batch_tokens: int) -> list[Tensor]:
     """log P(. | row[:p+1]) at each row's `positions`, one (len(positions[i]), V) tensor per row."""
-    out: list[Tensor] = [torch.empty(0)] * len(rows)
+    out: list[Tensor] = [torch.empty(0, device=device)] * len(rows)  # placeholders, all replaced below
     for group in micro_batches([len(r) for r in rows], batch_tokens):
         ids, mask = pad_rows([rows[i] for i in group], pad_id, device)
         hidden = final_hidden(model, params, ids, mask)  # (b, T, H)

@@ -165,7 +165,7 @@ def test_gpu_override_reserves_a_gpu_and_builds_cuda_torch() -> None:
     if binary:
         result = subprocess.run(
             [binary, "-f", str(REPO / "docker-compose.yml"), "-f", str(REPO / "docker-compose.gpu.yml"), "config"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True, text=True, timeout=60, env={**os.environ, **COMPOSE_SECRETS},
         )
         assert result.returncode == 0, result.stderr
         merged = yaml.safe_load(result.stdout)["services"]["api"]

@@ -42,8 +42,8 @@ def test_engine_loads_on_the_setting_and_requests_stay_there(tiny_checkpoint: Pa
         # the engine's own request steps, on this thread (a dispatch mode sees only the thread it was entered on)
         with _FloatDevices() as seen:
             encoded = engine._encode_sync(["The dog is red.", "If something is red then it is big."])
-            weights = engine._load_weights_sync(encoded.blob)
-            engine._answer_sync(["The dog is big."], weights, None, 4)
+            weights = engine._load_weights_sync(encoded.blob, None)
+            engine.reckoner.answer(["The dog is big."], weights, None, 4)  # what Engine.answer runs per chunk
     finally:
         engine.close()
     assert seen.devices == {device}, seen.devices
