@@ -265,7 +265,7 @@ def test_encode_and_ask_in_the_browser_match_the_api(
 
         # The delta evicted: the page says the ask re-encoded it, with the same answers.
         client = redis_for_playground.client()
-        assert client.delete(*client.keys(f"*:delta:{shown_id}")) == 1
+        assert client.delete(*client.keys(f"*:delta:*:{shown_id}")) == 1  # per-model delta keys
         assert _click_and_wait_for(driver, "ask", "ask-result", "ask-error") == "ask-result"
         assert _by_id(driver, "out-delta").get_attribute("data-cached") == "false"
         assert "re-encoded" in _by_id(driver, "out-delta").text
