@@ -52,6 +52,15 @@ class Answer:
     scores: dict[str, float] | None
 
 
+def _labelled(questions: list[str], options: list[str], probs: Tensor) -> list[Answer]:
+    """Each question's most probable option, with every option's probability. probs (Q, C)"""
+    out = []
+    for q, row in zip(questions, probs.tolist(), strict=True):
+        scores = dict(zip(options, row, strict=True))
+        out.append(Answer(q, max(scores, key=scores.__getitem__), scores))
+    return out
+
+
 class Reckoner:
     """Loads once; every method is blocking CPU/GPU work.
 
@@ -139,11 +148,7 @@ class Reckoner:
         prompts = [self.config.prompt.in_context_prompt(kept, q) for q in questions]
         probs = score_from_prefix(self.model, self.tokenizer, cache, prompts, options,
                                   self.config.prompt.answer_prefix)
-        out = []
-        for q, row in zip(questions, probs.tolist(), strict=True):
-            scores = dict(zip(options, row, strict=True))
-            out.append(Answer(q, max(scores, key=scores.__getitem__), scores))
-        return out
+        return _labelled(questions, options, probs)
 
     @torch.no_grad()
     def merged(self, delta: dict[str, Tensor]) -> MergedWeights:
@@ -159,11 +164,7 @@ class Reckoner:
         if options:
             probs = score_choices(self.model, params, self.tokenizer, prompts, list(options),
                                   self.config.prompt.answer_prefix)
-            out = []
-            for q, row in zip(questions, probs.tolist(), strict=True):
-                scores = dict(zip(options, row, strict=True))
-                out.append(Answer(q, max(scores, key=scores.__getitem__), scores))
-            return out
+            return _labelled(questions, list(options), probs)
         texts = generate(self.model, params, self.tokenizer, prompts, max_new_tokens)
         return [Answer(q, t, None) for q, t in zip(questions, texts, strict=True)]
 

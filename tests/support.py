@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import pytest
+import torch
 
 from service.store import KnowledgeRecord, KnowledgeStore, Quota, QuotaExceeded, StoredDelta, Usage
 
@@ -138,3 +139,19 @@ async def exercise_store(store: KnowledgeStore) -> None:
     assert await store.delete_knowledge("carol", first.knowledge_id) is True
     assert await store.usage("carol") == Usage(1, second.nbytes)
     assert await store.usage("alice") == Usage()
+
+
+class FloatDevices(torch.utils._python_dispatch.TorchDispatchMode):
+    """Records the device of every floating-point tensor any op makes while active (`devices`, as strings)."""
+
+    def __init__(self, kind_only: bool = False) -> None:
+        super().__init__()
+        self.kind_only = kind_only  # "cuda" rather than "cuda:0"
+        self.devices: set[str] = set()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.is_floating_point():
+                self.devices.add(t.device.type if self.kind_only else str(t.device))
+        return out

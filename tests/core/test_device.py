@@ -11,6 +11,7 @@ from reckoning_core.device import device_setting, inner_autocast, resolve_device
 from reckoning_core.fast_weights import init_fast, merge
 from reckoning_core.inner_loop import adapt
 from reckoning_core.reckoner import Reckoner
+from tests.support import FloatDevices
 
 FACTS = ["Bob is blue.", "Anne is kind.", "If someone is nice and blue then they are round."]
 
@@ -36,21 +37,6 @@ def test_auto_loads_on_the_resolved_device(tiny_gpt2: Path) -> None:
     assert {p.device.type for p in r.model.parameters()} == {torch.device(r.device).type}
 
 
-class _CreatedTensors(torch.utils._python_dispatch.TorchDispatchMode):
-    """Records the device of every floating-point tensor any op produces while active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.devices: set[str] = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
-        for t in torch.utils._pytree.tree_leaves(out):
-            if isinstance(t, torch.Tensor) and t.is_floating_point():
-                self.devices.add(t.device.type)
-        return out
-
-
 def test_every_tensor_an_encode_and_answer_make_is_on_the_meta_device(tiny_gpt2: Path) -> None:
     """On torch's meta device a tensor left on the CPU meets a meta tensor and fails, and the recorder
     sees every float tensor an op makes: so this proves the plumbing a CUDA device would take."""
@@ -58,7 +44,7 @@ def test_every_tensor_an_encode_and_answer_make_is_on_the_meta_device(tiny_gpt2:
     assert {p.device.type for p in r.model.parameters()} == {"meta"}
     labels = list(r.labels or [])
     enc = r.config.encode
-    with _CreatedTensors() as seen:
+    with FloatDevices(kind_only=True) as seen:
         # Reckoner.encode's own steps (it ends by reading the final loss as a float, which meta cannot give)
         _, batch = r._fact_batch(FACTS)
         delta = adapt(r.model, r.base, init_fast(r.model, enc.fast_weights), batch, r.log_lrs, enc).fast

@@ -3,26 +3,11 @@
 from pathlib import Path
 
 import pytest
-import torch
 
 from reckoning_core.device import resolve_device
 from service.engine import Engine
 from service.settings import Settings
-
-
-class _FloatDevices(torch.utils._python_dispatch.TorchDispatchMode):
-    """The devices of every floating-point tensor any op makes while active."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.devices: set[str] = set()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-        out = func(*args, **(kwargs or {}))
-        for t in torch.utils._pytree.tree_leaves(out):
-            if isinstance(t, torch.Tensor) and t.is_floating_point():
-                self.devices.add(str(t.device))
-        return out
+from tests.support import FloatDevices
 
 
 def test_settings_read_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -40,7 +25,7 @@ def test_engine_loads_on_the_setting_and_requests_stay_there(tiny_checkpoint: Pa
 
     try:
         # the engine's own request steps, on this thread (a dispatch mode sees only the thread it was entered on)
-        with _FloatDevices() as seen:
+        with FloatDevices() as seen:
             encoded = engine._encode_sync(["The dog is red.", "If something is red then it is big."])
             weights = engine._load_weights_sync(encoded.blob, None)
             engine.reckoner.answer(["The dog is big."], weights, None, 4)  # what Engine.answer runs per chunk
