@@ -52,8 +52,9 @@ def export(run: Path, dest: Path, commands: list[str], checkpoint: str = "best",
         f"- shipped checkpoint: `{checkpoint}` of the run (best = highest held-out validation accuracy)",
         f"- steps: {recs[-1]['step']}, wall time: {recs[-1]['elapsed_s'] / 60:.1f} min "
         "(all stages, summed over resumes)",
-        f"- best held-out validation accuracy (owa_train theories never trained on): {top['val_acc']:.4f} "
-        f"at step {top['step']}" if top else "- no validation recorded",
+        f"- best held-out validation accuracy (mean over the held-out sets {cfg.get('val_sets', ['owa'])}; "
+        f"owa = owa_train theories never trained on): {top['val_acc']:.4f} at step {top['step']}"
+        + (f", by set {top['val_by_set']}" if top.get("val_by_set") else "") if top else "- no validation recorded",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, no GPU, torch {torch.__version__}, "
         f"{cfg['threads']} torch thread(s)",
         f"- code: git {commit}", f"- folder size: {size / 1e6:.1f} MB", "",
