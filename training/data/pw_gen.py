@@ -292,7 +292,12 @@ def build_knowledge(rng: random.Random, n_sentences: int, grammar: str, vocab: s
     for _ in range(n_rules):
         if not b.add_rule(fire=rng.random() < p_fire):
             b.add_rule(fire=False)
-    return b.render(), lex
+    if not b.facts and not b.rules:  # a one-sentence set whose only rule was refused: make it a fact instead
+        b.add_fact()
+    sentences = b.render()
+    if not sentences:
+        raise RuntimeError(f"no sentence could be generated for a {n}-sentence {grammar} set")
+    return sentences, lex
 
 
 # ---------------------------------------------------------------- questions
