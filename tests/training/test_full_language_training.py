@@ -53,6 +53,6 @@ def test_generated_eval_sets_have_the_sizes_asked_for() -> None:
 
 def test_eval_reads_the_hand_written_sets_and_buckets_sizes() -> None:
     episodes = read_eval_data(REPO / "training" / "evalsets" / "handwritten.json")
-    assert sum(len(e.questions) for e in episodes) == 45
+    assert sum(len(e.questions) for e in episodes) == 125
     assert {q.grammar for e in episodes for q in e.questions} == {"AttNoneg", "AttNeg", "RelNoneg", "RelNeg"}
     assert [size_bucket(n) for n in (1, 2, 3, 5, 64, 65)] == ["1", "2", "3-4", "5-8", "33-64", "65+"]
