@@ -14,6 +14,7 @@ README = Path("README.md")
 # (name, model folder, method, settings): what results/ reports
 RUNS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("RECKONING multi-task", "models/reckoning-proofwriter", "reckoning", ("full-theory", "proof-only")),
+    ("RECKONING full language", "models/reckoning-full", "reckoning", ("full-theory", "proof-only")),
     ("RECKONING K=2 (option)", "models/reckoning-proofwriter-k2", "reckoning", ("full-theory", "proof-only")),
     ("RECKONING single-task", "models/reckoning-single-task", "reckoning", ("full-theory", "proof-only")),
     ("FT-ICR", "models/icr-proofwriter", "icr", ("full-theory", "proof-only")),
