@@ -1,5 +1,6 @@
 """Real processes on free ports: redis-server and the API under uvicorn, for the bench and process-level tests."""
 
+import json
 import os
 import shutil
 import signal
@@ -8,7 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import psutil
@@ -38,8 +39,42 @@ def _wait(predicate: Any, timeout: float, what: str, interval: float = 0.05) -> 
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
-class RedisProcess:
+class _ChildProcess:
+    """A server in a child process: start() waits until it serves, stop() ends it (SIGTERM, then SIGKILL after
+    `stop_wait_s`); as a context manager it is started on entry and stopped on exit (a failed start too)."""
+
+    proc: subprocess.Popen[bytes] | None
+    stop_wait_s: float
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.stop_wait_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class RedisProcess(_ChildProcess):
     """A real redis-server on a free port in its own directory (optionally from a config file)."""
+
+    stop_wait_s = 10.0
 
     def __init__(
         self, workdir: Path, *, config: Path | None = None, port: int | None = None, args: list[str] | None = None
@@ -87,19 +122,11 @@ class RedisProcess:
             self.proc.wait(10)
         self.proc = None
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
 
-
-class ApiProcess:
+class ApiProcess(_ChildProcess):
     """The app served by a real uvicorn in a child process, configured only through RECKONING_* env."""
+
+    stop_wait_s = 20.0  # SIGTERM is graceful: the lifespan drains encodes and closes the store
 
     def __init__(self, workdir: Path, env: dict[str, str], keys: dict[str, str] | None = None) -> None:
         self.workdir = workdir
@@ -156,15 +183,16 @@ class ApiProcess:
     def log_tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)  # graceful: the lifespan closes the store
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+
+def redis_api_env(model_dir: Path, redis_url: str, keys: dict[str, str], **settings: str) -> dict[str, str]:
+    """The env of an ApiProcess serving `model_dir` on the Redis at `redis_url` to the tenants of `keys`
+    (tenant -> API key), with more RECKONING_* `settings`."""
+    return {
+        "RECKONING_MODEL_DIR": str(model_dir),
+        "RECKONING_REDIS_URL": redis_url,
+        "RECKONING_API_KEYS": json.dumps({key: tenant for tenant, key in keys.items()}),
+        **settings,
+    }
 
 
 def rss_mib(pid: int) -> float:

@@ -22,6 +22,17 @@ say() { printf '[prometheus-check %3ds] %s\n' "$((SECONDS - started))" "$*"; }
 die() { say "FAIL: $*" >&2; exit 1; }
 free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 json() { "$PYTHON" -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1], {}, {"d": d}))' "$1"; }
+# wait_ready NAME PID URL TRIES: poll URL every 0.5 s until it answers; die when process PID exits first or
+# when TRIES polls go unanswered.
+wait_ready() {
+  local name=$1 pid=$2 url=$3 tries=$4
+  for _ in $(seq "$tries"); do
+    curl -fsS "$url" -o /dev/null 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || die "$name exited"
+    sleep 0.5
+  done
+  curl -fsS "$url" -o /dev/null || die "$name not ready"
+}
 
 command -v prometheus >/dev/null || die "prometheus is not installed (apt-get install prometheus)"
 command -v reckoning >/dev/null || die "reckoning is not installed (pip install -e '.[serve]')"
@@ -53,12 +64,7 @@ prom="http://127.0.0.1:$prom_port"
 RECKONING_SQLITE_PATH="$work/knowledge.sqlite3" RECKONING_TORCH_THREADS=1 OMP_NUM_THREADS=1 \
   reckoning serve --host 127.0.0.1 --port "$api_port" --model "$MODEL_DIR" > "$work/api.log" 2>&1 &
 api_pid=$!
-for _ in $(seq 240); do
-  curl -fsS "$api/readyz" -o /dev/null 2>/dev/null && break
-  kill -0 "$api_pid" 2>/dev/null || die "reckoning serve exited"
-  sleep 0.5
-done
-curl -fsS "$api/readyz" -o /dev/null || die "reckoning serve not ready"
+wait_ready "reckoning serve" "$api_pid" "$api/readyz" 240
 say "reckoning serve (pid $api_pid) ready on $api, model $MODEL_DIR"
 
 # ---------------------------------------------------------------- prometheus with the repo's scrape config
@@ -70,11 +76,7 @@ prometheus --version 2>&1 | head -1 | sed 's/^/    /'
 prometheus --config.file="$work/prometheus.yml" --storage.tsdb.path="$work/tsdb" \
   --web.listen-address="127.0.0.1:$prom_port" > "$work/prometheus.log" 2>&1 &
 prom_pid=$!
-for _ in $(seq 60); do
-  curl -fsS "$prom/-/ready" -o /dev/null 2>/dev/null && break
-  kill -0 "$prom_pid" 2>/dev/null || die "prometheus exited"
-  sleep 0.5
-done
+wait_ready prometheus "$prom_pid" "$prom/-/ready" 60
 say "prometheus (pid $prom_pid) ready on $prom"
 
 # ---------------------------------------------------------------- traffic

@@ -197,16 +197,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_pending_encodes=settings.max_pending_encodes,
             max_ask_tokens=settings.max_ask_tokens,
         )
-        store = build_store(
-            redis_url=settings.redis_url,
-            sqlite_path=settings.sqlite_path,
-            delta_cache_bytes=settings.delta_cache_bytes,
-            timeout_s=settings.store_timeout_s,
-            prefix=settings.key_prefix,
-            model=engine.fingerprint,
-            lock_ttl_s=settings.flight_lock_ttl_s,
-            on_evict=record_eviction,
-        )
+        store = build_store(settings, model=engine.fingerprint, on_evict=record_eviction)
         knowledge = KnowledgeService(
             engine,
             store,

@@ -1,6 +1,5 @@
 """Reliability suite: the --soak-seconds option, the results/reliability.json writer and the real-process stack."""
 
-import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -10,7 +9,7 @@ import httpx
 import pytest
 from rel_support import KEYS, Report, Stack
 
-from benchmarks.processes import ApiProcess, RedisProcess
+from benchmarks.processes import ApiProcess, RedisProcess, redis_api_env
 
 REPO = Path(__file__).resolve().parents[2]
 # Where the suite writes its report: the committed results/reliability.json only for a soak asked for
@@ -104,10 +103,7 @@ def other_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def api_env(model_dir: Path, redis_url: str, **extra: str) -> dict[str, str]:
     """The settings of every API process of the reliability stack (replicas share them, secret key included)."""
-    return {
-        "RECKONING_MODEL_DIR": str(model_dir),
-        "RECKONING_REDIS_URL": redis_url,
-        "RECKONING_API_KEYS": json.dumps({key: tenant for tenant, key in KEYS.items()}),
+    settings = {
         "RECKONING_RETRY_AFTER_S": "2",
         # The pre-merged weight LRU is byte-bounded by design; kept small (~15 tiny-model sets) so the
         # soak's warm-up fills it and its RSS bound still measures leaks, not a cache filling up.
@@ -117,8 +113,8 @@ def api_env(model_dir: Path, redis_url: str, **extra: str) -> dict[str, str]:
         "RECKONING_RATE_LIMIT": "100000/minute",
         "RECKONING_ENCODE_RATE_LIMIT": "100000/minute",
         "RECKONING_LOG_LEVEL": "warning",
-        **extra,
     }
+    return redis_api_env(model_dir, redis_url, KEYS, **(settings | extra))
 
 
 @pytest.fixture(scope="session")

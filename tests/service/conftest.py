@@ -1,6 +1,5 @@
 """Real processes for the service tests: redis-server, uvicorn serving the app, a tiny checkpoint."""
 
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -8,7 +7,7 @@ import httpx
 import pytest
 import redis
 
-from benchmarks.processes import ApiProcess, RedisProcess
+from benchmarks.processes import ApiProcess, RedisProcess, redis_api_env
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_CONF = REPO / "docker" / "redis.conf"
@@ -52,10 +51,8 @@ def tiny_checkpoint_nolabels(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
-    server = RedisProcess(tmp_path_factory.mktemp("redis"), config=REDIS_CONF)
-    server.start()
-    yield server
-    server.stop()
+    with RedisProcess(tmp_path_factory.mktemp("redis"), config=REDIS_CONF) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -63,19 +60,10 @@ def redis_api(
     tmp_path_factory: pytest.TempPathFactory, tiny_checkpoint: Path, redis_server: RedisProcess
 ) -> Iterator[ApiProcess]:
     """API on Redis with two tenants (alice, bob) and the small limits."""
-    api = ApiProcess(
-        tmp_path_factory.mktemp("api-redis"),
-        {
-            "RECKONING_MODEL_DIR": str(tiny_checkpoint),
-            "RECKONING_REDIS_URL": redis_server.url,
-            "RECKONING_API_KEYS": json.dumps({ALICE_KEY: "alice", BOB_KEY: "bob"}),
-            **SMALL_LIMITS,
-        },
-        keys={"alice": ALICE_KEY, "bob": BOB_KEY},
-    )
-    api.start()
-    yield api
-    api.stop()
+    keys = {"alice": ALICE_KEY, "bob": BOB_KEY}
+    env = redis_api_env(tiny_checkpoint, redis_server.url, keys, **SMALL_LIMITS)
+    with ApiProcess(tmp_path_factory.mktemp("api-redis"), env, keys=keys) as api:
+        yield api
 
 
 @pytest.fixture(scope="session")
@@ -84,16 +72,12 @@ def embedded_api(
 ) -> Iterator[ApiProcess]:
     """API on the embedded store (SQLite + LRU), no API keys, a model without a label set."""
     workdir = tmp_path_factory.mktemp("api-embedded")
-    api = ApiProcess(
-        workdir,
-        {
-            "RECKONING_MODEL_DIR": str(tiny_checkpoint_nolabels),
-            "RECKONING_SQLITE_PATH": str(workdir / "store" / "knowledge.sqlite3"),
-        },
-    )
-    api.start()
-    yield api
-    api.stop()
+    env = {
+        "RECKONING_MODEL_DIR": str(tiny_checkpoint_nolabels),
+        "RECKONING_SQLITE_PATH": str(workdir / "store" / "knowledge.sqlite3"),
+    }
+    with ApiProcess(workdir, env) as api:
+        yield api
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ that way), else to the test's temporary directory.
 import base64
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from benchmarks.processes import ApiProcess, RedisProcess
+from benchmarks.processes import ApiProcess, RedisProcess, redis_api_env
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "reckoning-proofwriter"
@@ -27,24 +28,22 @@ CHROMEDRIVER = Path(os.environ.get("RECKONING_CHROMEDRIVER", "/usr/bin/chromedri
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 KEY = "playground-key-0123456789"
-# The playground's built-in example (service/static/playground.js), typed in by hand here.
-FACTS = [
-    "Bob is nice.",
-    "Bob is kind.",
-    "Bob is blue.",
-    "Fred is green.",
-    "Fred is blue.",
-    "Harry is round.",
-    "Harry is blue.",
-    "If someone is kind and nice then they are round.",
-    "If someone is green and kind and round then they are young.",
-    "If someone is big and kind and round then they are red.",
-    "If someone is big and blue then they are young.",
-    "If someone is nice and round then they are big.",
-    "If someone is rough and blue and round then they are nice.",
-]
-QUESTIONS = ["Bob is young.", "Fred is young."]
 WAIT_S = 90.0
+
+
+def _page_example(name: str) -> list[str]:
+    """An example list of the page's own script (`const NAME = [...]` in service/static/playground.js), read from
+    the file the server sends: the test types in the page's example, not a copy of it."""
+    script = (REPO / "service" / "static" / "playground.js").read_text(encoding="utf-8")
+    found = re.search(rf"const {name} = (\[.*?\]);", script, re.DOTALL)
+    assert found, f"playground.js defines no {name}"
+    strings: list[str] = json.loads(re.sub(r",\s*\]$", "]", found[1]))  # JS allows a trailing comma, JSON does not
+    return strings
+
+
+# The playground's built-in example theory and questions.
+FACTS = _page_example("EXAMPLE_FACTS")
+QUESTIONS = _page_example("EXAMPLE_QUESTIONS")
 
 
 def _need_browser() -> None:
@@ -59,28 +58,17 @@ def _need_browser() -> None:
 @pytest.fixture(scope="module")
 def redis_for_playground(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisProcess]:
     # Its own redis-server: the last test stops it to see a real 503 on the page.
-    server = RedisProcess(tmp_path_factory.mktemp("playground-redis"))
-    server.start()
-    yield server
-    server.stop()
+    with RedisProcess(tmp_path_factory.mktemp("playground-redis")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def playground_api(
     tmp_path_factory: pytest.TempPathFactory, redis_for_playground: RedisProcess
 ) -> Iterator[ApiProcess]:
-    api = ApiProcess(
-        tmp_path_factory.mktemp("playground-api"),
-        {
-            "RECKONING_MODEL_DIR": str(MODEL),
-            "RECKONING_REDIS_URL": redis_for_playground.url,
-            "RECKONING_API_KEYS": json.dumps({KEY: "playground"}),
-            "RECKONING_MAX_FACT_CHARS": "200",
-        },
-    )
-    api.start()
-    yield api
-    api.stop()
+    env = redis_api_env(MODEL, redis_for_playground.url, {"playground": KEY}, RECKONING_MAX_FACT_CHARS="200")
+    with ApiProcess(tmp_path_factory.mktemp("playground-api"), env) as api:
+        yield api
 
 
 @pytest.fixture(scope="module")
