@@ -244,18 +244,22 @@ class Engine:
         """Run CPU work that never touches the module (MACs over blobs) on the load pool, beside the torch worker."""
         return await asyncio.get_running_loop().run_in_executor(self._load_pool, functools.partial(fn, *args))
 
-    def _load_weights_sync(self, blob: bytes, verify: Callable[[], None] | None) -> MergedWeights:
-        if verify is not None:
-            verify()
-        return self.reckoner.merged(self.reckoner.deserialize_delta(blob))
+    def _load_weights_sync(self, blob: bytes, authenticate: Callable[[], None] | None) -> MergedWeights:
+        if authenticate is None:
+            return self.reckoner.merged(self.reckoner.deserialize_delta(blob))
+        authenticate()  # raises unless every byte of the blob is the one this service wrote
+        # The MAC just read every byte: the payload checksum (a second pass over the multi-MB blob) adds nothing.
+        return self.reckoner.merged(self.reckoner.deserialize_delta(blob, checksum=False))
 
-    async def load_weights(self, blob: bytes, verify: Callable[[], None] | None = None) -> MergedWeights:
-        """Verify (`verify`, e.g. the MAC check, first), deserialize and check a cached blob, merged into the base
-        weights.
+    async def load_weights(self, blob: bytes, authenticate: Callable[[], None] | None = None) -> MergedWeights:
+        """Authenticate, deserialize and check a cached blob, merged into the base weights.
 
-        Raises DeltaError (forged, wrong fingerprint, bad checksum, wrong names or shapes, NaN, garbage)."""
+        `authenticate` must raise (a DeltaError) unless all of `blob` is authentic: the service's keyed MAC over
+        its bytes. It runs first, and then stands in for the blob's payload checksum; without it the checksum
+        is verified. Raises DeltaError (forged, wrong fingerprint, bad checksum, wrong names or shapes, NaN,
+        garbage)."""
         return await asyncio.get_running_loop().run_in_executor(
-            self._load_pool, self._load_weights_sync, blob, verify
+            self._load_pool, self._load_weights_sync, blob, authenticate
         )
 
     async def answer(

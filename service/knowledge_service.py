@@ -149,7 +149,7 @@ class KnowledgeService:
     async def _load(self, namespace: str, knowledge_id: str, stored: StoredDelta) -> MergedWeights | None:
         """Weights of a stored delta that passes every check (then cached), or None when it is refused (counted)."""
         version = self.weights.version
-        verify = functools.partial(
+        authenticate = functools.partial(  # the MAC over every byte of the blob
             self.signer.check_delta,
             namespace,
             knowledge_id,
@@ -159,7 +159,7 @@ class KnowledgeService:
             stored.mac,
         )
         try:
-            weights = await self.engine.load_weights(stored.blob, verify)
+            weights = await self.engine.load_weights(stored.blob, authenticate)
         except DeltaError as exc:  # refused (forged, other model, bad checksum, wrong shapes, NaN): rebuild it
             DELTA_REJECTED.labels(reason=type(exc).__name__).inc()
             log.warning("refused cached delta %s…: %s: %s", knowledge_id[:12], type(exc).__name__, exc)
