@@ -17,7 +17,7 @@ from transformers.utils import logging as hf_logging
 
 from reckoning_core.answer import ANSWER_BATCH_TOKENS
 from reckoning_core.compression import low_rank
-from reckoning_core.device import InnerAutocast
+from reckoning_core.device import DEFAULT_INNER_AUTOCAST, InnerAutocastSetting
 from reckoning_core.reckoner import Answer, AnswerWeights, MergedWeights, Reckoner
 from reckoning_core.serialization import DEFAULT_DELTA_DTYPE, DeltaDtype, DeltaError
 from service.metrics import ENCODES_CANCELLED, ENCODES_IN_FLIGHT
@@ -119,7 +119,7 @@ class Engine:
         delta_rank: int = 0,
         load_workers: int = 1,
         device: str = "auto",
-        inner_autocast: InnerAutocast = "off",
+        inner_autocast: InnerAutocastSetting = DEFAULT_INNER_AUTOCAST,
         max_pending_encodes: int = 16,
         max_ask_tokens: int = 32768,
     ) -> "Engine":
@@ -134,11 +134,13 @@ class Engine:
             model_dir, device=device, torch_threads=torch_threads, inner_autocast=inner_autocast
         )
         log.info(
-            "loaded model %s (fingerprint %s) on %s in %.1fs",
+            "loaded model %s (fingerprint %s) on %s in %.1fs; inner-loop autocast %s (setting %s)",
             reckoner.model_name,
             reckoner.fingerprint[:12],
             reckoner.device,
             time.perf_counter() - started,
+            reckoner.inner_autocast,
+            inner_autocast,
         )
         return cls(
             reckoner,
