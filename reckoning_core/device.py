@@ -72,6 +72,8 @@ def resolve_autocast(mode: str, device: str, cpuinfo: Path = CPUINFO) -> InnerAu
     "auto" -> on CUDA bf16 where the GPU supports it, else fp16; on a CPU with native bf16 matmuls
     (CPU_BF16_FLAGS in /proc/cpuinfo) bf16; anywhere else "off" (emulated bf16 is slower than float32).
     Any other mode must be off, bf16 or fp16 and is returned as it is."""
+    if mode not in ("auto", "off", "bf16", "fp16"):
+        raise ValueError(f"inner autocast must be auto, off, bf16 or fp16, not {mode!r}")
     if mode != "auto":
         return check_autocast(mode)
     kind = torch.device(device).type
