@@ -21,7 +21,7 @@ from benchmarks.prefix import prefix_figures
 from benchmarks.report import check_targets, render_markdown
 from benchmarks.scaling import scaling
 from benchmarks.timing import git_info, machine_info
-from reckoning_core.device import device_setting
+from reckoning_core.device import DEFAULT_INNER_AUTOCAST, device_setting
 from reckoning_core.reckoner import Reckoner
 from service.engine import stored_form
 from service.settings import Settings
@@ -48,7 +48,10 @@ def run_bench(cfg: BenchConfig, log: TextIO = sys.stderr) -> dict[str, Any]:
         print(f"bench: {name} (t={seconds[name]:.0f}s)", file=log, flush=True)
 
     section("load model")
-    reckoner = Reckoner.from_pretrained(cfg.model, device=cfg.device, torch_threads=cfg.threads)
+    # the service's default inner-loop precision (RECKONING_INNER_AUTOCAST's default, "auto"): resolved for this
+    # machine, and recorded under model
+    reckoner = Reckoner.from_pretrained(cfg.model, device=cfg.device, torch_threads=cfg.threads,
+                                        inner_autocast=DEFAULT_INNER_AUTOCAST)
     # the in-context baselines run on the FT-ICR checkpoint (same architecture); its accuracy is its own
     icr = (Reckoner.from_pretrained(cfg.icr_model, device=cfg.device, torch_threads=cfg.threads)
            if cfg.icr_model else reckoner)
@@ -111,6 +114,8 @@ def run_bench(cfg: BenchConfig, log: TextIO = sys.stderr) -> dict[str, Any]:
             "fingerprint": reckoner.fingerprint,
             "fast_weights": spec_json(reckoner.config.encode.fast_weights),
             "inner_steps": reckoner.config.encode.inner_steps,
+            "inner_autocast": reckoner.inner_autocast,  # what the setting resolved to on this machine
+            "inner_autocast_setting": DEFAULT_INNER_AUTOCAST,
             "parameters": sum(p.numel() for p in reckoner.model.parameters()),
         },
         "machine": {**machine, "loadavg_1m_at_end": round(os.getloadavg()[0], 2), "device": reckoner.device},

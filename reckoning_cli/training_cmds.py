@@ -16,7 +16,8 @@ def _eval(args: argparse.Namespace) -> None:
     from training.cli import eval_cmd
 
     eval_cmd(model=args.model, data=args.data, setting=args.setting, method=args.method, out=args.out,
-             limit=args.limit, threads=args.threads, device=args.device, recall=args.recall, split=args.split)
+             limit=args.limit, threads=args.threads, device=args.device, recall=args.recall, split=args.split,
+             inner_autocast=args.inner_autocast)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -52,6 +53,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v.add_argument("--threads", type=int, default=None)
     v.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: $RECKONING_DEVICE or auto)")
     v.add_argument("--no-recall", dest="recall", action="store_false")
+    v.add_argument("--inner-autocast", choices=["off", "bf16", "fp16", "auto"], default="off",
+                   help="precision of the encode's inner loop (default off: float32; the service's default is auto)")
     v.set_defaults(handler=_eval, extra="train")
 
     x = sub.add_parser("export", help="ship a run: its best checkpoint into models/NAME with its log and TRAINING.md")

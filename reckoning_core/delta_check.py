@@ -7,6 +7,7 @@ A stored delta is therefore checked against the model before it is used, whateve
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -54,8 +55,22 @@ def check_delta(delta: Mapping[str, Tensor], adapted: Shapes, lora_rank: int | N
     if missing:
         raise DeltaShapeError(f"delta lacks {len(missing)} adapted tensor(s), e.g. {missing[0]!r}")
     for name, tensor in delta.items():
-        if not bool(torch.isfinite(tensor).all()):
+        if not all_finite(tensor):
             raise NonFiniteDelta(f"delta tensor {name!r} holds NaN or infinity")
+
+
+def all_finite(tensor: Tensor) -> bool:
+    """Whether every element is finite, in one reduction: the sum, taken in float64, of a tensor of at most
+    32-bit floats.
+
+    isfinite().all() writes a bool tensor as large as the input and reads it back; it dominated a profile of a
+    cold load. A float64 sum is finite exactly when every element is: a NaN, or an infinity of either sign
+    (and +inf with -inf gives NaN), makes it non-finite, and finite elements cannot overflow it (the largest
+    float32/bfloat16 magnitude is 3.4e38; 2**60 of them sum to 3.9e56, far below float64's 1.8e308).
+    float64 tensors (whose finite values can overflow their own sum) are checked element by element."""
+    if tensor.dtype == torch.float64 or tensor.is_complex():
+        return bool(torch.isfinite(tensor).all())
+    return math.isfinite(float(tensor.sum(dtype=torch.float64)))
 
 
 def _check_factors(delta: Mapping[str, Tensor], target: str, adapted: Shapes, lora_rank: int | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -12,8 +13,16 @@ import torch
 DEVICE_ENV = "RECKONING_DEVICE"
 AUTO = "auto"
 
-InnerAutocast = Literal["off", "bf16", "fp16"]
+InnerAutocast = Literal["off", "bf16", "fp16"]  # what the inner loop runs under
+InnerAutocastSetting = Literal["auto", "off", "bf16", "fp16"]  # what a setting may ask for ("auto" is resolved)
 AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# The service's RECKONING_INNER_AUTOCAST default (Settings and Engine.load read it here); `reckoning eval` and a
+# Reckoner built directly stay float32 ("off") unless asked.
+DEFAULT_INNER_AUTOCAST: InnerAutocastSetting = "auto"
+CPUINFO = Path("/proc/cpuinfo")
+# x86 flags of native bf16 matmuls (AVX512-BF16 dot products, AMX tiles): without them torch emulates bf16 on the
+# CPU, which is slower than float32, so "auto" stays off there.
+CPU_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 def device_setting(explicit: str | None = None) -> str:
@@ -42,6 +51,37 @@ def check_autocast(mode: str) -> InnerAutocast:
     if mode not in ("off", "bf16", "fp16"):
         raise ValueError(f"inner autocast must be off, bf16 or fp16, not {mode!r}")
     return mode  # type: ignore[return-value]
+
+
+def cpu_flags(cpuinfo: Path = CPUINFO) -> frozenset[str]:
+    """The CPU feature flags /proc/cpuinfo lists (its first `flags` line), empty where there is no such file."""
+    try:
+        text = cpuinfo.read_text()
+    except FileNotFoundError:  # not Linux: no flags known, so nothing native is assumed
+        return frozenset()
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() == "flags":
+            return frozenset(value.split())
+    return frozenset()
+
+
+def resolve_autocast(mode: str, device: str, cpuinfo: Path = CPUINFO) -> InnerAutocast:
+    """The inner loop's precision on `device` (a resolved device, see resolve_device).
+
+    "auto" -> on CUDA bf16 where the GPU supports it, else fp16; on a CPU with native bf16 matmuls
+    (CPU_BF16_FLAGS in /proc/cpuinfo) bf16; anywhere else "off" (emulated bf16 is slower than float32).
+    Any other mode must be off, bf16 or fp16 and is returned as it is."""
+    if mode not in ("auto", "off", "bf16", "fp16"):
+        raise ValueError(f"inner autocast must be auto, off, bf16 or fp16, not {mode!r}")
+    if mode != "auto":
+        return check_autocast(mode)
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if kind == "cpu" and cpu_flags(cpuinfo) & CPU_BF16_FLAGS:
+        return "bf16"
+    return "off"
 
 
 @contextlib.contextmanager

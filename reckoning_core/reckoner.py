@@ -14,7 +14,7 @@ from reckoning_core.batched_encode import adapt_sets, stack_sets
 from reckoning_core.batching import packed_fact_batch
 from reckoning_core.checkpoint import Checkpoint, load_checkpoint
 from reckoning_core.delta_check import check_delta
-from reckoning_core.device import InnerAutocast, check_autocast, inner_autocast, resolve_device
+from reckoning_core.device import InnerAutocastSetting, inner_autocast, resolve_autocast, resolve_device
 from reckoning_core.fast_weights import adapted_names, base_params, init_fast, merge
 from reckoning_core.inner_loop import FactBatch, adapt
 from reckoning_core.knowledge_ids import knowledge_id, normalize_facts
@@ -68,10 +68,10 @@ class Reckoner:
     so callers serialise access (the service runs torch work on a single worker thread).
     """
 
-    def __init__(self, ckpt: Checkpoint, device: str = "cpu", inner_autocast: InnerAutocast = "off") -> None:
+    def __init__(self, ckpt: Checkpoint, device: str = "cpu", inner_autocast: InnerAutocastSetting = "off") -> None:
         self.ckpt = ckpt
         self.device = resolve_device(device)  # "auto" -> cuda when there is one, else cpu
-        self.inner_autocast = check_autocast(inner_autocast)
+        self.inner_autocast = resolve_autocast(inner_autocast, self.device)  # "auto" -> what this device runs fast
         self.fingerprint = ckpt.fingerprint()  # before the move: the meta device has no bytes to hash
         self.model = ckpt.model.to(self.device).eval()  # type: ignore[arg-type]
         self.tokenizer = ckpt.tokenizer
@@ -89,7 +89,8 @@ class Reckoner:
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", torch_threads: int | None = None,
-                        attn_implementation: str = "sdpa", inner_autocast: InnerAutocast = "off") -> Reckoner:
+                        attn_implementation: str = "sdpa",
+                        inner_autocast: InnerAutocastSetting = "off") -> Reckoner:
         """Load for serving and evaluation. Encoding needs only first-order gradients, so the fused attention
         kernels serve here (meta-training's second order needs "eager": the fused CPU kernel has no double
         backward). On the shipped model they gave the same deltas as "eager" to 1e-6 and the same dev accuracy,
@@ -188,10 +189,11 @@ class Reckoner:
         """The delta exactly as deserialize_delta(serialize_delta(delta, dtype)) returns it, without the bytes."""
         return serialization.round_trip(delta, dtype, self.device)
 
-    def deserialize_delta(self, blob: bytes) -> dict[str, Tensor]:
+    def deserialize_delta(self, blob: bytes, *, checksum: bool = True) -> dict[str, Tensor]:
         """Parse, verify and check a stored delta: DeltaError unless it is this model's, intact, holds exactly
-        the adapted tensors at their shapes, and is finite."""
-        delta = serialization.loads(blob, self.fingerprint, self.encode_hash, self.device)
+        the adapted tensors at their shapes, and is finite. `checksum=False` only for a blob whose every byte
+        the caller has just authenticated (serialization.loads)."""
+        delta = serialization.loads(blob, self.fingerprint, self.encode_hash, self.device, checksum=checksum)
         check_delta(delta, self.adapted, self.lora_rank)
         return delta
 

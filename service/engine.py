@@ -17,7 +17,7 @@ from transformers.utils import logging as hf_logging
 
 from reckoning_core.answer import ANSWER_BATCH_TOKENS
 from reckoning_core.compression import low_rank
-from reckoning_core.device import InnerAutocast
+from reckoning_core.device import DEFAULT_INNER_AUTOCAST, InnerAutocastSetting
 from reckoning_core.reckoner import Answer, AnswerWeights, MergedWeights, Reckoner
 from reckoning_core.serialization import DEFAULT_DELTA_DTYPE, DeltaDtype, DeltaError
 from service.metrics import ENCODES_CANCELLED, ENCODES_IN_FLIGHT
@@ -119,7 +119,7 @@ class Engine:
         delta_rank: int = 0,
         load_workers: int = 1,
         device: str = "auto",
-        inner_autocast: InnerAutocast = "off",
+        inner_autocast: InnerAutocastSetting = DEFAULT_INNER_AUTOCAST,
         max_pending_encodes: int = 16,
         max_ask_tokens: int = 32768,
     ) -> "Engine":
@@ -134,11 +134,13 @@ class Engine:
             model_dir, device=device, torch_threads=torch_threads, inner_autocast=inner_autocast
         )
         log.info(
-            "loaded model %s (fingerprint %s) on %s in %.1fs",
+            "loaded model %s (fingerprint %s) on %s in %.1fs; inner-loop autocast %s (setting %s)",
             reckoner.model_name,
             reckoner.fingerprint[:12],
             reckoner.device,
             time.perf_counter() - started,
+            reckoner.inner_autocast,
+            inner_autocast,
         )
         return cls(
             reckoner,
@@ -244,18 +246,22 @@ class Engine:
         """Run CPU work that never touches the module (MACs over blobs) on the load pool, beside the torch worker."""
         return await asyncio.get_running_loop().run_in_executor(self._load_pool, functools.partial(fn, *args))
 
-    def _load_weights_sync(self, blob: bytes, verify: Callable[[], None] | None) -> MergedWeights:
-        if verify is not None:
-            verify()
-        return self.reckoner.merged(self.reckoner.deserialize_delta(blob))
+    def _load_weights_sync(self, blob: bytes, authenticate: Callable[[], None] | None) -> MergedWeights:
+        if authenticate is None:
+            return self.reckoner.merged(self.reckoner.deserialize_delta(blob))
+        authenticate()  # raises unless every byte of the blob is the one this service wrote
+        # The MAC just read every byte: the payload checksum (a second pass over the multi-MB blob) adds nothing.
+        return self.reckoner.merged(self.reckoner.deserialize_delta(blob, checksum=False))
 
-    async def load_weights(self, blob: bytes, verify: Callable[[], None] | None = None) -> MergedWeights:
-        """Verify (`verify`, e.g. the MAC check, first), deserialize and check a cached blob, merged into the base
-        weights.
+    async def load_weights(self, blob: bytes, authenticate: Callable[[], None] | None = None) -> MergedWeights:
+        """Authenticate, deserialize and check a cached blob, merged into the base weights.
 
-        Raises DeltaError (forged, wrong fingerprint, bad checksum, wrong names or shapes, NaN, garbage)."""
+        `authenticate` must raise (a DeltaError) unless all of `blob` is authentic: the service's keyed MAC over
+        its bytes. It runs first, and then stands in for the blob's payload checksum; without it the checksum
+        is verified. Raises DeltaError (forged, wrong fingerprint, bad checksum, wrong names or shapes, NaN,
+        garbage)."""
         return await asyncio.get_running_loop().run_in_executor(
-            self._load_pool, self._load_weights_sync, blob, verify
+            self._load_pool, self._load_weights_sync, blob, authenticate
         )
 
     async def answer(

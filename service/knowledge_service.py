@@ -96,10 +96,28 @@ class KnowledgeService:
 
     async def _record(self, namespace: str, knowledge_id: str) -> KnowledgeRecord | None:
         """The stored record of the set, verified; ForgedRecord (never the attacker's facts) when it fails."""
-        try:
+        with self._refusing_records(knowledge_id):
             record = await self.store.get_knowledge(namespace, knowledge_id)
-            if record is not None:
-                self.signer.check_record(namespace, knowledge_id, record)
+            self._check_record(namespace, knowledge_id, record)
+        return record
+
+    async def _record_and_delta_mac(
+        self, namespace: str, knowledge_id: str
+    ) -> tuple[KnowledgeRecord | None, str | None]:
+        """The verified record (as _record) and the MAC of this model's cached delta, read in one store round trip."""
+        with self._refusing_records(knowledge_id):
+            record, mac = await self.store.knowledge_and_delta_mac(namespace, knowledge_id)
+            self._check_record(namespace, knowledge_id, record)
+        return record, mac
+
+    def _check_record(self, namespace: str, knowledge_id: str, record: KnowledgeRecord | None) -> None:
+        if record is not None:
+            self.signer.check_record(namespace, knowledge_id, record)
+
+    @contextlib.contextmanager
+    def _refusing_records(self, knowledge_id: str) -> Iterator[None]:
+        try:
+            yield
         except UnreadableRecord:  # another record version, or not a record: a 409 that says so
             RECORDS_REJECTED.inc()
             raise
@@ -107,7 +125,6 @@ class KnowledgeService:
             RECORDS_REJECTED.inc()
             log.warning("refused the facts record of %s…: %s", knowledge_id[:12], exc.why)
             raise
-        return record
 
     def _new_record(
         self, namespace: str, knowledge_id: str, facts: list[str], made: Made, ttl_s: int
@@ -149,7 +166,7 @@ class KnowledgeService:
     async def _load(self, namespace: str, knowledge_id: str, stored: StoredDelta) -> MergedWeights | None:
         """Weights of a stored delta that passes every check (then cached), or None when it is refused (counted)."""
         version = self.weights.version
-        verify = functools.partial(
+        authenticate = functools.partial(  # the MAC over every byte of the blob
             self.signer.check_delta,
             namespace,
             knowledge_id,
@@ -159,7 +176,7 @@ class KnowledgeService:
             stored.mac,
         )
         try:
-            weights = await self.engine.load_weights(stored.blob, verify)
+            weights = await self.engine.load_weights(stored.blob, authenticate)
         except DeltaError as exc:  # refused (forged, other model, bad checksum, wrong shapes, NaN): rebuild it
             DELTA_REJECTED.labels(reason=type(exc).__name__).inc()
             log.warning("refused cached delta %s…: %s: %s", knowledge_id[:12], type(exc).__name__, exc)
@@ -278,11 +295,11 @@ class KnowledgeService:
         ran = leader and made.ran_inner_loop
         return EncodeOutcome(record, cached=not ran, encode_ms=made.seconds * 1000.0 if ran else 0.0)
 
-    async def _usable_weights(self, namespace: str, record: KnowledgeRecord) -> MergedWeights:
+    async def _usable_weights(self, namespace: str, record: KnowledgeRecord, mac: str | None) -> MergedWeights:
+        """Weights for the set whose cached delta (read with the record) carries `mac`, None when none is cached."""
         key = (namespace, record.knowledge_id)
-        # A hot ask reads the delta's MAC (a few bytes), not its blob (~4 MB for the shipped model): weights
-        # merged from the blob that carries this MAC are already here.
-        mac = await self.store.delta_mac(namespace, record.knowledge_id)
+        # A hot ask reads the delta's MAC (a few bytes, in the record's round trip), not its blob (~4 MB for the
+        # shipped model): weights merged from the blob that carries this MAC are already here.
         refused: str | None = None
         if mac is not None:
             weights = self.weights.get(key, mac)
@@ -313,10 +330,10 @@ class KnowledgeService:
     ) -> list[Answer]:
         with self._working():
             plan = await self.engine.plan_ask(questions, choices, max_new_tokens)  # 413/422 before any other work
-            record = await self._record(namespace, knowledge_id)
+            record, mac = await self._record_and_delta_mac(namespace, knowledge_id)
             if record is None:
                 raise UnknownKnowledge(knowledge_id)
-            weights = await self._usable_weights(namespace, record)
+            weights = await self._usable_weights(namespace, record, mac)
             return await self.engine.answer(
                 questions, weights, choices=choices, max_new_tokens=max_new_tokens, plan=plan
             )

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reckoning_core.device import DEFAULT_INNER_AUTOCAST, InnerAutocastSetting
 from reckoning_core.serialization import DEFAULT_DELTA_DTYPE, DeltaDtype
 
 _TENANT_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -48,8 +49,10 @@ class Settings(BaseSettings):
     device: str = Field(
         default="auto", description="where torch runs: auto (CUDA when torch sees a GPU, else cpu), cpu, cuda, cuda:N"
     )
-    inner_autocast: Literal["off", "bf16", "fp16"] = Field(
-        default="off", description="mixed precision of the encode's inner loop (for CUDA; fast weights stay fp32)"
+    inner_autocast: InnerAutocastSetting = Field(
+        default=DEFAULT_INNER_AUTOCAST,
+        description="mixed precision of the encode's inner loop (fast weights stay fp32): auto = bf16 on a CUDA GPU "
+        "that supports it (else fp16) or on a CPU with native bf16 (avx512_bf16/amx_bf16), else off; off, bf16, fp16",
     )
     torch_threads: int | None = Field(default=None, ge=1, description="torch intra-op threads; None = torch default")
     max_concurrent_encodes: int = Field(

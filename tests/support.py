@@ -1,12 +1,17 @@
-"""Test-only helpers: skip-or-fail, unique fact sets, a chunked body, a stored delta taken apart, the store contract."""
+"""Test-only helpers: skip-or-fail, unique fact sets, a chunked body, a stored delta taken apart, the store contract,
+Redis commands as MONITOR sees them."""
 
+import contextlib
 import json
 import os
+import secrets
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import pytest
+import redis
 import torch
 
 from service.store import KnowledgeRecord, KnowledgeStore, Quota, QuotaExceeded, StoredDelta, Usage
@@ -103,9 +108,12 @@ async def exercise_store(store: KnowledgeStore) -> None:
 
     assert (await store.delta_status("alice", rec.knowledge_id)).cached is False
     assert await store.delta_mac("alice", rec.knowledge_id) is None
+    assert await store.knowledge_and_delta_mac("alice", rec.knowledge_id) == (rec, None)
     await store.put_delta("alice", rec.knowledge_id, sd(b"\x00blob\xff", "m1"), 30)
     assert await store.get_delta("alice", rec.knowledge_id) == sd(b"\x00blob\xff", "m1")
     assert await store.delta_mac("alice", rec.knowledge_id) == "m1"
+    assert await store.knowledge_and_delta_mac("alice", rec.knowledge_id) == (rec, "m1")
+    assert await store.knowledge_and_delta_mac("bob", rec.knowledge_id) == (None, None)
     status = await store.delta_status("alice", rec.knowledge_id)
     assert status.cached and status.ttl_s is not None and 25 < status.ttl_s <= 30
     assert await store.touch_delta("alice", rec.knowledge_id, 300)
@@ -155,3 +163,46 @@ class FloatDevices(torch.utils._python_dispatch.TorchDispatchMode):
             if isinstance(t, torch.Tensor) and t.is_floating_point():
                 self.devices.add(t.device.type if self.kind_only else str(t.device))
         return out
+
+
+@contextlib.contextmanager
+def monitored(port: int, key_part: str) -> Iterator[list[tuple[str, ...]]]:
+    """The commands the Redis on `port` runs while the block runs (MONITOR), in order, as (COMMAND, *args): those
+    of every connection that touched a key containing `key_part`, keeping that connection's keyed commands and its
+    MULTI/EXEC. Other connections (the rate limiter's, the test's own) are left out. Filled in when the block ends."""
+    done = f"monitor-done-{secrets.token_hex(4)}"
+    client = redis.Redis(host="127.0.0.1", port=port)  # no socket timeout: it waits for the next command
+    by_connection: dict[str, list[tuple[str, ...]]] = {}
+    ready = threading.Event()
+
+    def watch() -> None:
+        with client.monitor() as monitor:
+            ready.set()
+            while True:
+                entry = monitor.next_command()
+                words = (entry["command"].split() or [""])
+                if done in words:
+                    return
+                connection = f"{entry['client_address']}:{entry['client_port']}"
+                by_connection.setdefault(connection, []).append((words[0].upper(), *words[1:]))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    assert ready.wait(5)
+    with redis.Redis(host="127.0.0.1", port=port) as probe:  # seen once MONITOR is on: nothing before it is lost
+        marker = f"monitor-on-{secrets.token_hex(4)}"
+        deadline = time.monotonic() + 5
+        while not any(marker in w for ws in by_connection.values() for w in ws) and time.monotonic() < deadline:
+            probe.echo(marker)
+            time.sleep(0.05)
+    seen: list[tuple[str, ...]] = []
+    try:
+        yield seen
+    finally:
+        with redis.Redis(host="127.0.0.1", port=port) as probe:
+            probe.echo(done)
+        watcher.join(10)
+        client.close()
+    for commands in by_connection.values():
+        if any(key_part in arg for command in commands for arg in command):
+            seen += [c for c in commands if c[0] in ("MULTI", "EXEC") or any(key_part in arg for arg in c)]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from reckoning_core.device import device_setting
+from reckoning_core.device import InnerAutocastSetting, device_setting
 from reckoning_core.reckoner import Reckoner
 from training.config import TrainConfig
 from training.data.depth5 import read_depth5_mixed
@@ -71,7 +71,8 @@ def read_eval_data(path: str | Path, split: str = "all") -> list[Episode]:
 
 def eval_cmd(model: str | Path = DEFAULT_MODEL, data: str | Path | None = None, setting: str = "full-theory",
              method: str = "reckoning", out: str | Path | None = None, limit: int | None = None,
-             threads: int | None = None, device: str | None = None, recall: bool = True, split: str = "all") -> dict:
+             threads: int | None = None, device: str | None = None, recall: bool = True, split: str = "all",
+             inner_autocast: InnerAutocastSetting = "off") -> dict:
     if threads:
         torch.set_num_threads(threads)
     if data is None:
@@ -80,10 +81,13 @@ def eval_cmd(model: str | Path = DEFAULT_MODEL, data: str | Path | None = None, 
         data = data_dir() / "proofwriter" / "owa_dev_natlang.jsonl"
     episodes = read_eval_data(data, split)
     episodes = episodes[:limit] if limit else episodes
-    reckoner = Reckoner.from_pretrained(model, device=device_setting(device))  # $RECKONING_DEVICE, else auto
+    reckoner = Reckoner.from_pretrained(model, device=device_setting(device),  # $RECKONING_DEVICE, else auto
+                                        inner_autocast=inner_autocast)
     result = evaluate(reckoner, episodes, method=method, setting=setting,
                       with_recall=recall and method == "reckoning", progress=True)
     name = str(data) if str(data).startswith("generated:") else Path(data).name
     result = {**result, "model": str(model), "data": name, "split": split}
+    if reckoner.inner_autocast != "off":  # a float32 run's JSON stays as it was
+        result["inner_autocast"] = reckoner.inner_autocast
     write_json(result, out)
     return result

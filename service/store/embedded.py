@@ -149,6 +149,11 @@ class EmbeddedStore:
         delta = self.deltas.get((namespace, knowledge_id))
         return None if delta is None else delta.mac
 
+    async def knowledge_and_delta_mac(
+        self, namespace: str, knowledge_id: str
+    ) -> tuple[KnowledgeRecord | None, str | None]:
+        return await self.get_knowledge(namespace, knowledge_id), await self.delta_mac(namespace, knowledge_id)
+
     async def put_delta(self, namespace: str, knowledge_id: str, delta: StoredDelta, ttl_s: int) -> None:
         self.deltas.put((namespace, knowledge_id), delta, ttl_s)
 

@@ -237,6 +237,18 @@ class RedisStore:
         return None if mac is None else _bytes(mac).decode("ascii", "replace")
 
     @_redis_errors
+    async def knowledge_and_delta_mac(
+        self, namespace: str, knowledge_id: str
+    ) -> tuple[KnowledgeRecord | None, str | None]:
+        # One MULTI/EXEC: both reads in one round trip (a hot ask's only one), from the same moment.
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self.facts_key(namespace, knowledge_id))
+            pipe.hget(self.delta_key(namespace, knowledge_id), "mac")
+            raw, mac = await pipe.execute()
+        record = None if raw is None else KnowledgeRecord.from_json(raw)
+        return record, None if mac is None else _bytes(mac).decode("ascii", "replace")
+
+    @_redis_errors
     async def put_delta(self, namespace: str, knowledge_id: str, delta: StoredDelta, ttl_s: int) -> None:
         key, index = self.delta_key(namespace, knowledge_id), self._index_key(namespace, knowledge_id)
         async with self._redis.pipeline(transaction=True) as pipe:

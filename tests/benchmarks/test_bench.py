@@ -13,6 +13,7 @@ from benchmarks.data import distinct_sets, load_dev_theories, typical_theory
 from benchmarks.latency import break_even
 from benchmarks.report import check_targets, render_table, small_delta_option
 from benchmarks.run import run_bench, write_outputs
+from reckoning_core.device import DEFAULT_INNER_AUTOCAST, resolve_autocast
 
 NAMES = ["Anne", "Bob", "Carol", "Dave", "Erin"]
 ATTRS = ["blue", "kind", "round", "red", "nice", "big"]
@@ -133,6 +134,9 @@ def test_bench_end_to_end(tiny_gpt2: Path, dev_file: Path, tmp_path: Path) -> No
     m = data["machine"]
     assert m["torch_threads"] == 1 and m["cpu_count"] >= 1 and m["torch"]
     assert len(data["model"]["fingerprint"]) == 64
+    # the service's default inner-loop precision, and what it resolved to here
+    assert data["model"]["inner_autocast_setting"] == DEFAULT_INNER_AUTOCAST
+    assert data["model"]["inner_autocast"] == resolve_autocast(DEFAULT_INNER_AUTOCAST, m["device"])
     assert {t["key"] for t in data["targets"]} == {"ask_overhead", "icr_over_ask", "break_even_questions",
                                                     "many_over_one", "small_delta_option", "ask_flat",
                                                     "delta_over_kv_64", "accuracy_256"}

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 from torch import Tensor
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from reckoning_core.compression import low_rank
-from reckoning_core.delta_check import DeltaShapeError, NonFiniteDelta, check_delta
+from reckoning_core.delta_check import DeltaShapeError, NonFiniteDelta, all_finite, check_delta
 from reckoning_core.fast_weights import LORA_U, LORA_V
 from reckoning_core.reckoner import Reckoner
 from reckoning_core.serialization import DeltaError
@@ -113,3 +114,66 @@ def test_a_bad_delta_is_refused_before_merging(reckoner: Reckoner, delta: dict[s
     if kind != "integer tensor":  # the blob format itself stores float dtypes only
         with pytest.raises(DeltaError):
             reckoner.deserialize_delta(reckoner.serialize_delta(bad, dtype="float32"))
+
+
+# --- the finiteness check: one float64 sum per tensor
+
+STORED_DTYPES = [torch.float16, torch.bfloat16, torch.float32]  # what a blob holds, and what loads() returns
+INF, NAN = float("inf"), float("nan")
+
+
+@pytest.mark.parametrize("dtype", STORED_DTYPES, ids=str)
+@pytest.mark.parametrize(
+    "poison", [[NAN], [INF], [-INF], [INF, -INF], [NAN, INF, -INF]], ids=["nan", "inf", "-inf", "inf,-inf", "all"]
+)
+def test_any_nan_or_infinity_is_found(dtype: torch.dtype, poison: list[float]) -> None:
+    tensor = torch.randn(64, 33).to(dtype)
+    for i, value in enumerate(poison):
+        tensor.view(-1)[17 * i + 5] = value
+    assert not all_finite(tensor)
+    assert not all_finite(tensor.T)  # not contiguous
+    with pytest.raises(NonFiniteDelta, match="'w'"):
+        check_delta({"w": tensor}, {"w": tuple(tensor.shape)})
+
+
+@pytest.mark.parametrize("dtype", STORED_DTYPES, ids=str)
+def test_max_magnitude_values_are_finite(dtype: torch.dtype) -> None:
+    """A sum in the tensor's own dtype (or float32) would overflow to inf here; float64 cannot."""
+    big = torch.finfo(dtype).max
+    same_sign = torch.full((1 << 20,), big, dtype=dtype)
+    if dtype != torch.float16:
+        assert bool(torch.isinf(same_sign.sum(dtype=torch.float32)))  # what a float32 sum would say
+    assert all_finite(same_sign)
+    assert all_finite(-same_sign)
+    mixed = same_sign.clone()
+    mixed[::2] = -big
+    assert all_finite(mixed)
+    tiny = torch.full((4096,), torch.finfo(dtype).tiny, dtype=dtype)  # and the smallest normals
+    assert all_finite(tiny) and all_finite(torch.zeros(0, dtype=dtype))
+
+
+def test_float64_tensors_are_checked_element_by_element() -> None:
+    big = torch.full((4,), torch.finfo(torch.float64).max, dtype=torch.float64)
+    assert all_finite(big)  # a float64 sum of these overflows: never used for float64
+    big[2] = NAN
+    assert not all_finite(big)
+
+
+class _Ops(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[str] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.ops.append(func.overloadpacket.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_finiteness_check_is_one_reduction_per_tensor(reckoner: Reckoner, delta: dict[str, Tensor]) -> None:
+    """isfinite().all() writes a bool tensor the size of the delta and reads it back (it dominated a profile of
+    a cold load); the check is one float64 sum per tensor, nothing elementwise."""
+    loaded = reckoner.deserialize_delta(reckoner.serialize_delta(delta, dtype="float16"))
+    with _Ops() as seen:
+        check_delta(loaded, reckoner.adapted)
+    assert "isfinite" not in seen.ops, seen.ops
+    assert [op for op in seen.ops if op != "_local_scalar_dense"] == ["sum"] * len(loaded), seen.ops

@@ -7,7 +7,7 @@ import torch
 
 from reckoning_core.answer import score_choices
 from reckoning_core.checkpoint import load_checkpoint
-from reckoning_core.device import device_setting, inner_autocast, resolve_device
+from reckoning_core.device import cpu_flags, device_setting, inner_autocast, resolve_autocast, resolve_device
 from reckoning_core.fast_weights import init_fast, merge
 from reckoning_core.inner_loop import adapt
 from reckoning_core.reckoner import Reckoner
@@ -80,3 +80,46 @@ def test_adaptive_stop(tiny_gpt2: Path) -> None:
         torch.testing.assert_close(never.delta[name], full.delta[name])
     at_once = r.encode(FACTS, with_recall=False, stop_below=1e9)
     assert at_once.steps == 0 and all(float(d.abs().max()) == 0.0 for d in at_once.delta.values())
+
+
+CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Some Xeon
+flags\t\t: fpu vme sse sse2 avx avx2 avx512f avx512bw {extra}
+bugs\t\t: spectre_v1
+
+processor\t: 1
+flags\t\t: fpu vme sse sse2 avx avx2 avx512f avx512bw {extra}
+"""
+
+
+@pytest.mark.parametrize(("extra", "native"), [
+    ("avx512_bf16", True), ("amx_bf16 amx_tile", True), ("avx512_bf16 amx_bf16 amx_int8", True),
+    ("", False), ("avx512_vnni avx512_fp16 amx_int8", False),
+])
+def test_auto_inner_autocast_on_a_cpu_follows_its_bf16_flags(tmp_path: Path, extra: str, native: bool) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(CPUINFO.format(extra=extra))
+    assert ("avx512_bf16" in cpu_flags(cpuinfo)) == ("avx512_bf16" in extra.split())
+    assert resolve_autocast("auto", "cpu", cpuinfo) == ("bf16" if native else "off")
+
+
+def test_auto_inner_autocast_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    native = tmp_path / "cpuinfo"
+    native.write_text(CPUINFO.format(extra="avx512_bf16 amx_bf16"))
+    assert resolve_autocast("auto", "cpu", tmp_path / "absent") == "off"  # no /proc/cpuinfo: nothing assumed
+    assert resolve_autocast("auto", "meta", native) == "off"  # a CPU's flags say nothing about another device
+    for supported, expected in ((True, "bf16"), (False, "fp16")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda supported=supported: supported)
+        assert resolve_autocast("auto", "cuda", tmp_path / "absent") == expected
+    # explicit modes are taken as they are, whatever the machine; anything else is refused
+    for mode in ("off", "bf16", "fp16"):
+        assert resolve_autocast(mode, "cpu", tmp_path / "absent") == mode
+    with pytest.raises(ValueError, match="inner autocast"):
+        resolve_autocast("int8", "cpu", native)
+
+
+def test_a_reckoner_stays_float32_unless_asked(tiny_gpt2: Path) -> None:
+    assert Reckoner.from_pretrained(tiny_gpt2, device="cpu").inner_autocast == "off"
+    auto = Reckoner.from_pretrained(tiny_gpt2, device="cpu", inner_autocast="auto")
+    assert auto.inner_autocast == resolve_autocast("auto", "cpu")

@@ -74,6 +74,33 @@ def test_wrong_fingerprint_and_corrupted_deltas_are_refused(reckoner: Reckoner, 
 
 
 
+def test_the_checksum_is_skipped_only_when_asked_and_nothing_else_is(reckoner: Reckoner, tiny_llama: Path) -> None:
+    """checksum=False is for a blob the caller authenticated byte by byte (the service's MAC): the payload
+    checksum is not computed, every other check still runs."""
+    from reckoning_core import serialization as ser
+
+    delta = reckoner.encode(FACTS, with_recall=False).delta
+    blob = reckoner.serialize_delta(delta, "float16")
+    corrupted = bytearray(blob)
+    corrupted[-5] ^= 0xFF
+    with pytest.raises(ChecksumMismatch):  # the default, everywhere
+        reckoner.deserialize_delta(bytes(corrupted))
+    with pytest.raises(ChecksumMismatch):
+        ser.loads(bytes(corrupted), reckoner.fingerprint, reckoner.encode_hash)
+    unchecked = reckoner.deserialize_delta(bytes(corrupted), checksum=False)  # not read: the flip goes through
+    assert any(not torch.equal(unchecked[k], v) for k, v in reckoner.deserialize_delta(blob).items())
+    with pytest.raises(FingerprintMismatch):
+        Reckoner.from_pretrained(tiny_llama).deserialize_delta(blob, checksum=False)
+    with pytest.raises(DeltaFormatError):
+        reckoner.deserialize_delta(blob[: len(blob) // 2], checksum=False)
+    meta = json.loads(blob[8 : 8 + int.from_bytes(blob[:8], "little")])["__metadata__"]
+    from safetensors.torch import save
+
+    unsummed = save(ser._stored(delta, "float16"), metadata={k: v for k, v in meta.items() if k != ser.CHECKSUM})
+    with pytest.raises(DeltaFormatError, match="checksum"):
+        reckoner.deserialize_delta(unsummed, checksum=False)
+
+
 def test_payload_checksum_is_xxh3_and_blobs_written_with_sha256_still_verify(reckoner: Reckoner) -> None:
     import json
 

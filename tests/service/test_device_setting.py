@@ -4,14 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from reckoning_core.device import resolve_device
+from reckoning_core.device import DEFAULT_INNER_AUTOCAST, resolve_autocast, resolve_device
 from service.engine import Engine
 from service.settings import Settings
 from tests.support import FloatDevices
 
 
 def test_settings_read_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert Settings().device == "auto" and Settings().inner_autocast == "off"
+    monkeypatch.delenv("RECKONING_INNER_AUTOCAST", raising=False)
+    assert Settings().device == "auto" and Settings().inner_autocast == "auto" == DEFAULT_INNER_AUTOCAST
     monkeypatch.setenv("RECKONING_DEVICE", "cpu")
     monkeypatch.setenv("RECKONING_INNER_AUTOCAST", "bf16")
     assert Settings().device == "cpu" and Settings().inner_autocast == "bf16"
@@ -37,3 +38,17 @@ def test_engine_loads_on_the_setting_and_requests_stay_there(tiny_checkpoint: Pa
 def test_engine_refuses_an_unknown_device(tiny_checkpoint: Path) -> None:
     with pytest.raises(ValueError, match="unknown device"):
         Engine.load(tiny_checkpoint, torch_threads=1, device="gpu-please")
+
+
+def test_the_engine_resolves_the_default_inner_autocast_for_its_device(tiny_checkpoint: Path) -> None:
+    """The service's default is "auto", resolved once at load (bf16 on this CPU where it has avx512_bf16/amx_bf16)."""
+    engine = Engine.load(tiny_checkpoint, torch_threads=1, device="cpu")
+    try:
+        assert engine.reckoner.inner_autocast == resolve_autocast("auto", "cpu")
+    finally:
+        engine.close()
+    engine = Engine.load(tiny_checkpoint, torch_threads=1, device="cpu", inner_autocast="off")
+    try:
+        assert engine.reckoner.inner_autocast == "off"
+    finally:
+        engine.close()

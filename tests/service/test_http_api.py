@@ -15,10 +15,10 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from benchmarks.processes import metric
+from benchmarks.processes import RedisProcess, metric
 from service.metrics import CONTRACT_METRICS
 from service.store.redis_store import model_key, redis_key
-from tests.support import plant_delta, served_model, stored_delta, unique_facts
+from tests.support import monitored, plant_delta, served_model, stored_delta, unique_facts
 
 LABELS = ["True", "False", "Unknown"]
 
@@ -257,7 +257,9 @@ def test_hot_asks_use_premerged_weights_until_the_stored_delta_changes(
     assert metric(alice, "reckoning_weight_cache_hits_total") == hits + 4  # the re-encode refilled it
 
 
-def test_hot_asks_read_the_delta_mac_not_the_blob(alice: httpx.Client, redis_client: redis.Redis) -> None:
+def test_hot_asks_read_the_delta_mac_not_the_blob_in_one_round_trip(
+    alice: httpx.Client, redis_client: redis.Redis, redis_server: RedisProcess
+) -> None:
     kid = encode(alice, unique_facts("mac-only"))["knowledge_id"]
     ask(alice, kid, question="Bob is kind.")
 
@@ -265,10 +267,14 @@ def test_hot_asks_read_the_delta_mac_not_the_blob(alice: httpx.Client, redis_cli
         return int(redis_client.info("commandstats").get(f"cmdstat_{command}", {}).get("calls", 0))
 
     hget, hmget = calls("hget"), calls("hmget")
-    for _ in range(5):
-        ask(alice, kid, question="Bob is kind.")
+    with monitored(redis_server.port, kid) as seen:
+        for _ in range(5):
+            ask(alice, kid, question="Bob is kind.")
     assert calls("hget") - hget == 5  # HGET <delta> mac: a few bytes per ask
     assert calls("hmget") == hmget  # HMGET <delta> mac blob: never, the weights are in process
+    # One round trip per ask: the facts record and the delta's MAC in one MULTI/EXEC (the store's only reads).
+    one_trip = [("MULTI",), ("GET", facts_key(kid)), ("HGET", delta_key(kid), "mac"), ("EXEC",)]
+    assert seen == one_trip * 5, seen
 
 
 def test_metrics_expose_the_contract_names_and_types(anonymous: httpx.Client, alice: httpx.Client) -> None:

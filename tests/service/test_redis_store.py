@@ -50,6 +50,7 @@ def test_unreachable_redis_raises_store_unavailable_fast() -> None:
             store.get_delta("t", "x"),
             store.put_delta("t", "x", sd(b"d"), 1),
             store.delta_mac("t", "x"),
+            store.knowledge_and_delta_mac("t", "x"),
             store.usage("t"),
             store.delta_status("t", "x"),
             store.delete_knowledge("t", "x"),

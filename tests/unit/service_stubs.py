@@ -62,11 +62,11 @@ class StubEngine:
     async def beside(self, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
 
-    async def load_weights(self, blob: bytes, verify: Callable[[], None] | None = None) -> MergedWeights:
+    async def load_weights(self, blob: bytes, authenticate: Callable[[], None] | None = None) -> MergedWeights:
         self.loads += 1
         await self._wait("load")
-        if verify is not None:
-            verify()
+        if authenticate is not None:
+            authenticate()
         if blob == b"delta:bug":
             raise RuntimeError("a bug in loading, not a bad delta")
         if not blob.startswith(b"delta:"):

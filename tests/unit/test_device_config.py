@@ -23,3 +23,12 @@ def test_cli_takes_a_device() -> None:
     assert parser.parse_args(["eval", "--device", "cpu"]).device == "cpu"
     assert parser.parse_args(["bench", "run", "--device", "cpu"]).device == "cpu"
     assert parser.parse_args(["bench", "run"]).device is None
+
+
+def test_eval_stays_float32_unless_asked() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["eval"]).inner_autocast == "off"
+    assert parser.parse_args(["eval", "--inner-autocast", "bf16"]).inner_autocast == "bf16"
+    assert parser.parse_args(["eval", "--inner-autocast", "auto"]).inner_autocast == "auto"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["eval", "--inner-autocast", "int8"])
