@@ -16,6 +16,8 @@ import psutil
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.settings import Settings
+
 # The directory holding the `service` package, so a child process imports this very source tree.
 _SOURCE_ROOT = Path(__file__).resolve().parents[1]
 # The MAC secret of harness processes unless a test sets its own (RECKONING_SECRET_KEY is required with Redis;
@@ -165,6 +167,9 @@ class ApiProcess(_ChildProcess):
         )
         cmd = [sys.executable, "-m", "uvicorn", "--factory", "service.main:create_app"]
         cmd += ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
+        # as `reckoning serve` does: uvicorn's own 5 s keep-alive equals httpx's idle expiry, and a client could
+        # send on a pooled connection at the instant the server closes it (a ReadError under load)
+        cmd += ["--timeout-keep-alive", str(Settings.model_fields["keep_alive_s"].default)]
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
         # cwd is a scratch dir so a developer's .env cannot leak into the tests.
         self.proc = subprocess.Popen(cmd, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)

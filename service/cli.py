@@ -40,6 +40,7 @@ def serve(host: str | None = None, port: int | None = None, model: str | Path | 
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        timeout_keep_alive=settings.keep_alive_s,
         timeout_graceful_shutdown=10,
     )
 

@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     model_dir: Path = Path("models/reckoning-proofwriter")
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    keep_alive_s: int = Field(
+        default=30, ge=1, description="idle keep-alive of a client connection; longer than clients' own idle "
+        "expiry (httpx: 5 s), so the client closes first and never sends on a connection the server is closing"
+    )
 
     # --- engine ---
     device: str = Field(
