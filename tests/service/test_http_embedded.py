@@ -1,5 +1,6 @@
 """The embedded store over real HTTP: no Redis, facts in SQLite survive an API restart, deltas in an LRU."""
 
+import socket
 import time
 from collections.abc import Iterator
 
@@ -81,3 +82,16 @@ def test_restart_keeps_facts_and_reencodes_the_lost_deltas(embedded_api: ApiProc
         assert after == before  # deterministic encode: same weights, same greedy answer
         again = client.post("/encode", json={"facts": facts}).json()
         assert again["knowledge_id"] == kid and again["cached"] is True
+
+
+def test_an_idle_connection_outlives_the_clients_own_idle_expiry(embedded_api: ApiProcess) -> None:
+    """The server keeps an idle connection past httpx's 5 s expiry (uvicorn's default is also 5 s, and a client
+    could send on a pooled connection at the instant the server closed it): one socket, two requests 6 s apart."""
+    host, port = embedded_api.url.removeprefix("http://").split(":")
+    request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(6)
+        sock.sendall(request)
+        assert sock.recv(4096).startswith(b"HTTP/1.1 200")  # b"" once the server has closed the socket
