@@ -67,10 +67,13 @@ def all_finite(tensor: Tensor) -> bool:
     cold load. A float64 sum is finite exactly when every element is: a NaN, or an infinity of either sign
     (and +inf with -inf gives NaN), makes it non-finite, and finite elements cannot overflow it (the largest
     float32/bfloat16 magnitude is 3.4e38; 2**60 of them sum to 3.9e56, far below float64's 1.8e308).
-    float64 tensors (whose finite values can overflow their own sum) are checked element by element."""
+    float64 tensors (whose finite values can overflow their own sum) are checked element by element.
+    float16 tensors, the stored form, are summed in float32, four times faster here: their largest magnitude
+    is 65504, so only more than 5e33 elements could overflow a float32 sum."""
     if tensor.dtype == torch.float64 or tensor.is_complex():
         return bool(torch.isfinite(tensor).all())
-    return math.isfinite(float(tensor.sum(dtype=torch.float64)))
+    acc = torch.float32 if tensor.dtype == torch.float16 else torch.float64
+    return math.isfinite(float(tensor.sum(dtype=acc)))
 
 
 def _check_factors(delta: Mapping[str, Tensor], target: str, adapted: Shapes, lora_rank: int | None) -> None:
