@@ -1,6 +1,6 @@
 """The embedded store over real HTTP: no Redis, facts in SQLite survive an API restart, deltas in an LRU."""
 
-import socket
+import http.client
 import time
 from collections.abc import Iterator
 
@@ -88,10 +88,16 @@ def test_an_idle_connection_outlives_the_clients_own_idle_expiry(embedded_api: A
     """The server keeps an idle connection past httpx's 5 s expiry (uvicorn's default is also 5 s, and a client
     could send on a pooled connection at the instant the server closed it): one socket, two requests 6 s apart."""
     host, port = embedded_api.url.removeprefix("http://").split(":")
-    request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
-    with socket.create_connection((host, int(port)), timeout=5) as sock:
-        sock.sendall(request)
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request("GET", "/healthz")
+        first = conn.getresponse()
+        assert first.status == 200 and first.read()
+        sock = conn.sock
         time.sleep(6)
-        sock.sendall(request)
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")  # b"" once the server has closed the socket
+        conn.request("GET", "/healthz")  # on a socket the server had closed: RemoteDisconnected here
+        second = conn.getresponse()
+        assert second.status == 200 and second.read()
+        assert conn.sock is sock  # the same connection, not a reconnect
+    finally:
+        conn.close()
