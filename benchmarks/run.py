@@ -48,7 +48,7 @@ def run_bench(cfg: BenchConfig, log: TextIO = sys.stderr) -> dict[str, Any]:
         print(f"bench: {name} (t={seconds[name]:.0f}s)", file=log, flush=True)
 
     section("load model")
-    # the service's default inner-loop precision (RECKONING_INNER_AUTOCAST's default, "auto"): resolved for this
+    # the service's default inner-loop precision (RECKONING_INNER_AUTOCAST's default): resolved for this
     # machine, and recorded under model
     reckoner = Reckoner.from_pretrained(cfg.model, device=cfg.device, torch_threads=cfg.threads,
                                         inner_autocast=DEFAULT_INNER_AUTOCAST)

@@ -16,8 +16,9 @@ AUTO = "auto"
 InnerAutocast = Literal["off", "bf16", "fp16"]  # what the inner loop runs under
 InnerAutocastSetting = Literal["auto", "off", "bf16", "fp16"]  # what a setting may ask for ("auto" is resolved)
 AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
-# The service's RECKONING_INNER_AUTOCAST default ("off": with "auto" resolving to bf16 the soak test saw the server RSS grow ~190 MiB, cause not yet found) (Settings and Engine.load read it here); `reckoning eval` and a
-# Reckoner built directly stay float32 ("off") unless asked.
+# The service's RECKONING_INNER_AUTOCAST default (Settings and Engine.load read it here). It is "off": with
+# "auto" (bf16 on this CPU) the soak test saw the server's RSS grow ~190 MiB, cause not yet found. `reckoning
+# eval` and a Reckoner built directly stay float32 ("off") unless asked.
 DEFAULT_INNER_AUTOCAST: InnerAutocastSetting = "off"
 CPUINFO = Path("/proc/cpuinfo")
 # x86 flags of native bf16 matmuls (AVX512-BF16 dot products, AMX tiles): without them torch emulates bf16 on the
