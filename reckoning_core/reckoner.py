@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -18,6 +18,7 @@ from reckoning_core.device import InnerAutocastSetting, inner_autocast, resolve_
 from reckoning_core.fast_weights import adapted_names, base_params, init_fast, merge
 from reckoning_core.inner_loop import FactBatch, adapt
 from reckoning_core.knowledge_ids import knowledge_id, normalize_facts
+from reckoning_core.low_rank_forward import Factors, applied, split
 from reckoning_core.prefix_cache import PrefixCache, context_prefix, prefill, score_from_prefix
 from reckoning_core.recall import fact_recall
 
@@ -33,13 +34,16 @@ class EncodeResult:
 
 @dataclass(frozen=True)
 class MergedWeights:
-    """Base parameters with a delta added in, ready to answer with: no per-call merge.
+    """A delta made ready to answer with: no per-call merge.
 
-    Only the tensors the delta changes are new memory (`nbytes`); the rest are the base's own.
+    Dense parts are added into the base parameters (`params`); the low-rank factors of Linear/Conv1D weights
+    (a delta stored at a rank) stay factors, applied in the forward pass (`factors`, see low_rank_forward).
+    Only the tensors the delta changes and the factors are new memory (`nbytes`); the rest are the base's own.
     """
 
     params: dict[str, Tensor]
     nbytes: int
+    factors: dict[str, Factors] = field(default_factory=dict)
 
 
 AnswerWeights = dict[str, Tensor] | MergedWeights | None  # what to answer with: a delta, merged weights, or the base
@@ -154,19 +158,22 @@ class Reckoner:
     @torch.no_grad()
     def merged(self, delta: dict[str, Tensor]) -> MergedWeights:
         """Merge a delta into the base weights once, for answering many times (see MergedWeights)."""
-        params = merge(self.base, delta)
+        params, factors = split(self.model, self.base, delta)
         changed = [t for n, t in params.items() if t is not self.base[n]]
-        return MergedWeights(params, sum(t.numel() * t.element_size() for t in changed))
+        nbytes = sum(t.numel() * t.element_size() for t in changed) + sum(f.nbytes for f in factors.values())
+        return MergedWeights(params, nbytes, factors)
 
     def _answer(self, prompts: list[str], questions: list[str], weights: AnswerWeights,
                 choices: list[str] | None, max_new_tokens: int) -> list[Answer]:
-        params = weights.params if isinstance(weights, MergedWeights) else merge(self.base, weights)
+        if not isinstance(weights, MergedWeights):
+            weights = MergedWeights(merge(self.base, weights), 0)
         options = choices or self.labels
-        if options:
-            probs = score_choices(self.model, params, self.tokenizer, prompts, list(options),
-                                  self.config.prompt.answer_prefix)
-            return _labelled(questions, list(options), probs)
-        texts = generate(self.model, params, self.tokenizer, prompts, max_new_tokens)
+        with applied(self.model, weights.factors):
+            if options:
+                probs = score_choices(self.model, weights.params, self.tokenizer, prompts, list(options),
+                                      self.config.prompt.answer_prefix)
+                return _labelled(questions, list(options), probs)
+            texts = generate(self.model, weights.params, self.tokenizer, prompts, max_new_tokens)
         return [Answer(q, t, None) for q, t in zip(questions, texts, strict=True)]
 
     def answer(self, questions: list[str], weights: AnswerWeights, choices: list[str] | None = None,
