@@ -17,7 +17,7 @@ def _eval(args: argparse.Namespace) -> None:
 
     eval_cmd(model=args.model, data=args.data, setting=args.setting, method=args.method, out=args.out,
              limit=args.limit, threads=args.threads, device=args.device, recall=args.recall, split=args.split,
-             inner_autocast=args.inner_autocast)
+             inner_autocast=args.inner_autocast, delta_rank=args.delta_rank, delta_dtype=args.delta_dtype)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -54,7 +54,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: $RECKONING_DEVICE or auto)")
     v.add_argument("--no-recall", dest="recall", action="store_false")
     v.add_argument("--inner-autocast", choices=["off", "bf16", "fp16", "auto"], default="off",
-                   help="precision of the encode's inner loop (default off: float32; the service's default is auto)")
+                   help="precision of the encode's inner loop (default off: float32, as the service's default)")
+    v.add_argument("--delta-dtype", choices=["float32", "float16", "bfloat16"], default=None,
+                   help="answer from the delta as the service stores it, at this dtype (default: the exact delta)")
+    v.add_argument("--delta-rank", type=int, default=0,
+                   help="with --delta-dtype: rank-r SVD factors, as RECKONING_DELTA_RANK (0 = dense)")
     v.set_defaults(handler=_eval, extra="train")
 
     x = sub.add_parser("export", help="ship a run: its best checkpoint into models/NAME with its log and TRAINING.md")

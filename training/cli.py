@@ -72,7 +72,10 @@ def read_eval_data(path: str | Path, split: str = "all") -> list[Episode]:
 def eval_cmd(model: str | Path = DEFAULT_MODEL, data: str | Path | None = None, setting: str = "full-theory",
              method: str = "reckoning", out: str | Path | None = None, limit: int | None = None,
              threads: int | None = None, device: str | None = None, recall: bool = True, split: str = "all",
-             inner_autocast: InnerAutocastSetting = "off") -> dict:
+             inner_autocast: InnerAutocastSetting = "off", delta_rank: int = 0,
+             delta_dtype: str | None = None) -> dict:
+    if delta_rank < 0 or (delta_rank and delta_dtype is None):
+        raise SystemExit(f"--delta-rank {delta_rank}: a rank >= 1 applies to a stored form; give --delta-dtype too")
     if threads:
         torch.set_num_threads(threads)
     if data is None:
@@ -84,7 +87,8 @@ def eval_cmd(model: str | Path = DEFAULT_MODEL, data: str | Path | None = None, 
     reckoner = Reckoner.from_pretrained(model, device=device_setting(device),  # $RECKONING_DEVICE, else auto
                                         inner_autocast=inner_autocast)
     result = evaluate(reckoner, episodes, method=method, setting=setting,
-                      with_recall=recall and method == "reckoning", progress=True)
+                      with_recall=recall and method == "reckoning", progress=True,
+                      delta_rank=delta_rank, delta_dtype=delta_dtype)
     name = str(data) if str(data).startswith("generated:") else Path(data).name
     result = {**result, "model": str(model), "data": name, "split": split}
     if reckoner.inner_autocast != "off":  # a float32 run's JSON stays as it was

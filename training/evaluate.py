@@ -9,9 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
 from tqdm import tqdm
 
-from reckoning_core.reckoner import Reckoner
+from reckoning_core.compression import low_rank
+from reckoning_core.reckoner import AnswerWeights, Reckoner
 from training.data.episode import Episode, Question
 
 
@@ -49,8 +51,18 @@ def size_bucket(n_facts: int) -> str:
     return f"{lo}+"
 
 
+def stored(reckoner: Reckoner, delta: dict[str, Tensor], rank: int, dtype: str | None) -> AnswerWeights:
+    """What a delta answers with: as the inner loop made it (dtype None), or in the service's stored form
+    (rank-r factors when rank > 0, at dtype), read back as the service reads it."""
+    if dtype is None:
+        return delta
+    return reckoner.merged(reckoner.round_trip(low_rank(delta, rank) if rank else delta, dtype))
+
+
 def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "reckoning",
-             setting: str = "full-theory", with_recall: bool = True, progress: bool = False) -> dict[str, Any]:
+             setting: str = "full-theory", with_recall: bool = True, progress: bool = False,
+             delta_rank: int = 0, delta_dtype: str | None = None) -> dict[str, Any]:
+    """`delta_dtype` set: answer from the delta's stored form (see `stored`), else from the exact delta."""
     if method not in ("reckoning", "icr", "no-knowledge"):
         raise ValueError(f"method must be reckoning, icr or no-knowledge, not {method!r}")
     hits: dict[str, list[int]] = defaultdict(list)
@@ -75,7 +87,7 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
                 enc = reckoner.encode(facts, with_recall=with_recall)
                 if with_recall:
                     recalls.append(enc.recall)
-                answers = reckoner.answer(texts, enc.delta)
+                answers = reckoner.answer(texts, stored(reckoner, enc.delta, delta_rank, delta_dtype))
             for q, a in zip(questions, answers, strict=True):
                 ok = int(a.answer == q.answer)
                 hits["all"].append(ok)
@@ -98,6 +110,8 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
     }
     if method == "icr":
         out["n_questions_beyond_context"] = too_long
+    if method == "reckoning" and delta_dtype is not None:
+        out["delta_form"] = {"rank": delta_rank, "dtype": delta_dtype}
     out["by_size"] = {k: {"accuracy": acc(v), "n": len(v)}
                       for k, v in sorted(by_size.items(), key=lambda kv: int(kv[0].rstrip("+").split("-")[0]))}
     if by_grammar:
