@@ -298,7 +298,7 @@ class KnowledgeService:
     async def _usable_weights(self, namespace: str, record: KnowledgeRecord, mac: str | None) -> MergedWeights:
         """Weights for the set whose cached delta (read with the record) carries `mac`, None when none is cached."""
         key = (namespace, record.knowledge_id)
-        # A hot ask reads the delta's MAC (a few bytes, in the record's round trip), not its blob (~4 MB for the
+        # A hot ask reads the delta's MAC (a few bytes, in the record's round trip), not its blob (~0.7 MB for the
         # shipped model): weights merged from the blob that carries this MAC are already here.
         refused: str | None = None
         if mac is not None:

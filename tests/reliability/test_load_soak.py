@@ -93,8 +93,9 @@ SHIPPED = REPO / "models" / "reckoning-proofwriter"
 def test_a_bounded_soak_on_the_shipped_model_loses_nothing_and_never_5xx(
     tmp_path_factory: pytest.TempPathFactory, report: Report, soak: float
 ) -> None:
-    """The same load on the model the service ships (~4 MB float16 deltas, ~1-8 s encodes here) instead of the
-    tiny checkpoint (~68 KB deltas): bounded to a quarter of --soak-seconds, at least 20 s, at most 120 s."""
+    """The same load on the model the service ships (~0.67 MB rank-32 float16 deltas, ~1-8 s encodes here)
+    instead of the tiny checkpoint (~68 KB deltas): bounded to a quarter of --soak-seconds, at least 20 s, at most
+    120 s."""
     if not (SHIPPED / "reckoning.json").exists():
         unavailable(f"the shipped model is not at {SHIPPED}")
     seconds = min(120.0, max(20.0, soak / 4))
@@ -135,4 +136,4 @@ def test_a_bounded_soak_on_the_shipped_model_loses_nothing_and_never_5xx(
     assert not result.violations, result.violations[:10]
     assert lost == [], lost[:10]
     assert report.errors_5xx == errors_before
-    assert ok >= 3 and max(blobs, default=0) > 2_000_000  # production-sized deltas went through Redis
+    assert ok >= 3 and max(blobs, default=0) > 500_000  # production-sized deltas (rank-32 fp16: ~0.67 MB) in Redis

@@ -228,7 +228,8 @@ def test_encode_and_ask_in_the_browser_match_the_api(
         assert _by_id(driver, "out-cached").text.startswith("no")
         assert _by_id(driver, "out-encode-ms").text.endswith(" ms")
         assert _by_id(driver, "out-recall").text.startswith(f"{100 * again['recall']:.0f}%")
-        assert _by_id(driver, "out-delta-bytes").text == f"{again['delta_bytes'] / 1e6:.2f} MB"
+        n = again["delta_bytes"]
+        assert _by_id(driver, "out-delta-bytes").text == (f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB")
         assert _by_id(driver, "kid").get_attribute("value") == shown_id
 
         # Ask two questions: the answers and probabilities shown are the API's.
