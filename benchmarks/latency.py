@@ -46,10 +46,10 @@ def core_figures(
     enc, enc_full = encodes["encode"], encodes["encode_full"]
     delta = reckoner.encode(facts, with_recall=False).delta
     blob, stored = stored_form(reckoner, delta, delta_dtype, delta_rank)
-    weights = reckoner.merged(stored)  # what a hot id answers with: the stored delta, merged once
+    weights = reckoner.merged(stored)  # what a hot id answers with (factors at a rank, else merged)
     asks = measure_interleaved(
         {
-            # a hot knowledge id in the service: weights merged once (at encode or first ask), then reused
+            # a hot knowledge id in the service: weights made ready once (at encode or first ask), then reused
             "ask": lambda: reckoner.answer([question], weights),
             "plain": lambda: reckoner.answer([question], None),
             "icr": lambda: reckoner.answer_in_context(facts, [question]),

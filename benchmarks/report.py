@@ -134,7 +134,7 @@ def render_table(data: dict[str, Any]) -> str:
         "| figure | value | target | status |",
         "| --- | --- | --- | --- |",
         row("encode_ms (one full theory, inner loop)", _fmt(data.get("encode_ms"), " ms")),
-        row("ask_ms (one question, delta pre-merged as on a hot /ask)", _fmt(data.get("ask_ms"), " ms")),
+        row("ask_ms (one question, delta held as a hot /ask holds it)", _fmt(data.get("ask_ms"), " ms")),
         row("plain_ms (same question, base weights)", _fmt(data.get("plain_ms"), " ms")),
         row("icr_ms (same question, all facts in the prompt)", _fmt(data.get("icr_ms"), " ms")),
         row("ask_overhead = ask_ms / plain_ms", _fmt(data.get("ask_overhead")), "ask_overhead"),
