@@ -85,19 +85,22 @@ def _pack(lengths: list[int], row_tokens: int) -> list[list[int]]:
 
 def packed_fact_batch(tokenizer: PreTrainedTokenizerBase, facts: list[str], max_tokens: int = 64,
                       device: str | torch.device = "cpu", row_tokens: int = 512,
-                      dtype: torch.dtype = torch.float32) -> FactBatch:
+                      dtype: torch.dtype = torch.float32, width_multiple: int = 1) -> FactBatch:
     """Facts packed several per row: no padding to pay for in the inner loop.
 
     Each fact attends only to its own earlier tokens (block-diagonal causal mask) and its
     positions restart at 0, so every logit equals the one fact_batch gives; each fact's first
     token is never a label, as in fact_batch after the shift. Rows hold at most row_tokens
-    tokens, which bounds the (T, T) attention mask for large fact sets.
+    tokens, which bounds the (T, T) attention mask for large fact sets. `width_multiple` pads the rows' width up
+    to a multiple of it (padding attends only to itself and carries no label: the same loss), so fact sets of
+    many sizes share a few shapes; oneDNN keeps compiled kernels per shape (see DEFAULT_INNER_AUTOCAST).
     """
     if not facts:
         raise ValueError("no facts to encode")
     rows = fact_rows(tokenizer, facts, max_tokens)
     groups = _pack([len(r) for r in rows], max(row_tokens, *(len(r) for r in rows)))
     width = max(sum(len(rows[i]) for i in g) for g in groups)
+    width = -(-width // width_multiple) * width_multiple
     ids = torch.full((len(groups), width), tokenizer.pad_token_id, dtype=torch.long)
     labels = torch.full((len(groups), width), IGNORE, dtype=torch.long)
     pos = torch.zeros((len(groups), width), dtype=torch.long)

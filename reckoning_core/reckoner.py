@@ -14,7 +14,13 @@ from reckoning_core.batched_encode import adapt_sets, stack_sets
 from reckoning_core.batching import packed_fact_batch
 from reckoning_core.checkpoint import Checkpoint, load_checkpoint
 from reckoning_core.delta_check import check_delta
-from reckoning_core.device import InnerAutocastSetting, inner_autocast, resolve_autocast, resolve_device
+from reckoning_core.device import (
+    AUTOCAST_WIDTH_MULTIPLE,
+    InnerAutocastSetting,
+    inner_autocast,
+    resolve_autocast,
+    resolve_device,
+)
 from reckoning_core.fast_weights import adapted_names, base_params, init_fast, merge
 from reckoning_core.inner_loop import FactBatch, adapt
 from reckoning_core.knowledge_ids import knowledge_id, normalize_facts
@@ -72,10 +78,18 @@ class Reckoner:
     so callers serialise access (the service runs torch work on a single worker thread).
     """
 
-    def __init__(self, ckpt: Checkpoint, device: str = "cpu", inner_autocast: InnerAutocastSetting = "off") -> None:
+    def __init__(self, ckpt: Checkpoint, device: str = "cpu", inner_autocast: InnerAutocastSetting = "off",
+                 fact_width_multiple: int | None = None) -> None:
         self.ckpt = ckpt
         self.device = resolve_device(device)  # "auto" -> cuda when there is one, else cpu
         self.inner_autocast = resolve_autocast(inner_autocast, self.device)  # "auto" -> what this device runs fast
+        # Under autocast the low-precision matmuls go through oneDNN, which compiles and keeps kernels per shape:
+        # fact rows padded to a multiple of 64 tokens keep that to a few shapes (bounded memory, fewer compiles).
+        if fact_width_multiple is None:
+            fact_width_multiple = AUTOCAST_WIDTH_MULTIPLE if self.inner_autocast != "off" else 1
+        if fact_width_multiple < 1:
+            raise ValueError(f"fact_width_multiple must be >= 1, not {fact_width_multiple}")
+        self.fact_width_multiple = fact_width_multiple
         self.fingerprint = ckpt.fingerprint()  # before the move: the meta device has no bytes to hash
         self.model = ckpt.model.to(self.device).eval()  # type: ignore[arg-type]
         self.tokenizer = ckpt.tokenizer
@@ -94,7 +108,8 @@ class Reckoner:
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str = "cpu", torch_threads: int | None = None,
                         attn_implementation: str = "sdpa",
-                        inner_autocast: InnerAutocastSetting = "off") -> Reckoner:
+                        inner_autocast: InnerAutocastSetting = "off",
+                        fact_width_multiple: int | None = None) -> Reckoner:
         """Load for serving and evaluation. Encoding needs only first-order gradients, so the fused attention
         kernels serve here (meta-training's second order needs "eager": the fused CPU kernel has no double
         backward). On the shipped model they gave the same deltas as "eager" to 1e-6 and the same dev accuracy,
@@ -103,7 +118,7 @@ class Reckoner:
             torch.set_num_threads(torch_threads)
         device = resolve_device(device)
         return cls(load_checkpoint(path, device=device, attn_implementation=attn_implementation), device,
-                   inner_autocast)
+                   inner_autocast, fact_width_multiple)
 
     def normalize_facts(self, facts: list[str]) -> list[str]:
         return normalize_facts(facts)
@@ -115,7 +130,7 @@ class Reckoner:
         norm = [self.config.prompt.fact_text(f) for f in normalize_facts(facts)]
         # packed rows: the same delta as one padded row per fact (tested), without the padding's compute
         return norm, packed_fact_batch(self.tokenizer, norm, self.config.encode.max_fact_tokens, self.device,
-                                       dtype=self.dtype)
+                                       dtype=self.dtype, width_multiple=self.fact_width_multiple)
 
     def encode(self, facts: list[str], with_recall: bool = True, stop_below: float | None = None) -> EncodeResult:
         """Fold facts into a delta; `stop_below` stops the inner loop once the fact loss is below it."""
