@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: $RECKONING_DEVICE or auto)")
     v.add_argument("--no-recall", dest="recall", action="store_false")
     v.add_argument("--inner-autocast", choices=["off", "bf16", "fp16", "auto"], default="off",
-                   help="precision of the encode's inner loop (default off: float32, as the service's default)")
+                   help="precision of the encode's inner loop (default off: float32; the service's default is auto)")
     v.add_argument("--delta-dtype", choices=["float32", "float16", "bfloat16"], default=None,
                    help="answer from the delta as the service stores it, at this dtype (default: the exact delta)")
     v.add_argument("--delta-rank", type=int, default=0,

@@ -16,12 +16,13 @@ AUTO = "auto"
 InnerAutocast = Literal["off", "bf16", "fp16"]  # what the inner loop runs under
 InnerAutocastSetting = Literal["auto", "off", "bf16", "fp16"]  # what a setting may ask for ("auto" is resolved)
 AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
-# The service's RECKONING_INNER_AUTOCAST default (Settings and Engine.load read it here). It is "off": with
-# "auto" (bf16 on this CPU) the soak test saw the server's RSS grow ~190 MiB. The cause is oneDNN (bf16 CPU
-# matmuls), which compiles and caches kernels per matrix shape, and an inner loop's shape follows the size of
-# each fact set (results/autocast-memory.json, `python -m benchmarks.autocast_memory`). `reckoning eval` and a
-# Reckoner built directly stay float32 ("off") unless asked.
-DEFAULT_INNER_AUTOCAST: InnerAutocastSetting = "off"
+# The service's RECKONING_INNER_AUTOCAST default (Settings and Engine.load read it here): "auto", bf16 where the
+# device runs it natively. oneDNN (bf16 CPU matmuls) compiles and caches kernels per matrix shape, and an inner
+# loop's shapes follow each fact set's size: without the row padding below, the server's RSS grew by ~1 GiB over
+# 200 encodes of varied sets; with it, growth stops after warm-up as with float32 (+3 MiB over the last 100;
+# results/autocast-memory.json, `python -m
+# benchmarks.autocast_memory`). `reckoning eval` and a Reckoner built directly stay float32 ("off") unless asked.
+DEFAULT_INNER_AUTOCAST: InnerAutocastSetting = "auto"
 # Under autocast, fact rows are padded to a multiple of this many tokens, so the shapes (and oneDNN's cached
 # kernels) are few whatever the fact sets' sizes.
 AUTOCAST_WIDTH_MULTIPLE = 64

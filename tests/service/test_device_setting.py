@@ -12,7 +12,7 @@ from tests.support import FloatDevices
 
 def test_settings_read_the_device(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("RECKONING_INNER_AUTOCAST", raising=False)
-    assert Settings().device == "auto" and Settings().inner_autocast == DEFAULT_INNER_AUTOCAST == "off"
+    assert Settings().device == "auto" and Settings().inner_autocast == DEFAULT_INNER_AUTOCAST == "auto"
     monkeypatch.setenv("RECKONING_DEVICE", "cpu")
     monkeypatch.setenv("RECKONING_INNER_AUTOCAST", "bf16")
     assert Settings().device == "cpu" and Settings().inner_autocast == "bf16"
@@ -42,7 +42,7 @@ def test_engine_refuses_an_unknown_device(tiny_checkpoint: Path) -> None:
 
 def test_the_engine_resolves_the_default_inner_autocast_for_its_device(tiny_checkpoint: Path) -> None:
     """The service's default is "auto", resolved once at load (bf16 on this CPU where it has avx512_bf16/amx_bf16)."""
-    engine = Engine.load(tiny_checkpoint, torch_threads=1, device="cpu", inner_autocast="auto")
+    engine = Engine.load(tiny_checkpoint, torch_threads=1, device="cpu")
     try:
         assert engine.reckoner.inner_autocast == resolve_autocast("auto", "cpu")
     finally:
