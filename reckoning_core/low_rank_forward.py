@@ -12,10 +12,11 @@ Only the weights of `nn.Linear` and GPT-2's `Conv1D` are applied this way; a fac
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 from transformers.pytorch_utils import Conv1D
 
 from reckoning_core.fast_weights import LORA_U, LORA_V, merge
@@ -74,18 +75,41 @@ def split(model: nn.Module, base: Mapping[str, Tensor], delta: Mapping[str, Tens
     return merge(base, dense), factors
 
 
-@contextlib.contextmanager
-def applied(model: nn.Module, factors: Mapping[str, Factors]) -> Iterator[None]:
-    """Forward hooks that add each module's low-rank term to its output, removed on exit (the module is shared:
-    callers serialise access, as for functional_call)."""
-    handles = []
-    try:
-        for path, f in factors.items():
-            def hook(_: nn.Module, args: tuple[Tensor, ...], out: Tensor, f: Factors = f) -> None:
-                # in place: the output is this forward's own fresh tensor (no grad is taken through answers)
-                out.view(-1, out.shape[-1]).addmm_(args[0].reshape(-1, args[0].shape[-1]) @ f.left, f.right)
-            handles.append(model.get_submodule(path).register_forward_hook(hook))
-        yield
-    finally:
-        for h in handles:
-            h.remove()
+class FactorHooks:
+    """Forward hooks on a model's Linear/Conv1D modules that add `U (V x)` for the factors made active.
+
+    A module gets its hook the first time factors for it are made active, and keeps it: outside `active(...)`
+    the hook returns at once. Registering and removing the hooks on every ask cost more than their arithmetic.
+    Not thread-safe, like functional_call: one caller at a time (the service's single torch worker).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self._factors: Mapping[str, Factors] | None = None
+        self._hooked: dict[str, RemovableHandle] = {}
+
+    def _hook_for(self, path: str) -> Callable[[nn.Module, tuple[Tensor, ...], Tensor], None]:
+        def hook(_: nn.Module, args: tuple[Tensor, ...], out: Tensor) -> None:
+            f = None if self._factors is None else self._factors.get(path)
+            if f is None:
+                return
+            # in place: the output is this forward's own fresh tensor (no grad is taken through answers)
+            out.view(-1, out.shape[-1]).addmm_(args[0].reshape(-1, args[0].shape[-1]) @ f.left, f.right)
+        return hook
+
+    @contextlib.contextmanager
+    def active(self, factors: Mapping[str, Factors]) -> Iterator[None]:
+        for path in factors:
+            if path not in self._hooked:
+                self._hooked[path] = self.model.get_submodule(path).register_forward_hook(self._hook_for(path))
+        self._factors = factors or None
+        try:
+            yield
+        finally:
+            self._factors = None
+
+    def remove(self) -> None:
+        """Take every hook off the model."""
+        for handle in self._hooked.values():
+            handle.remove()
+        self._hooked.clear()

@@ -24,7 +24,7 @@ from reckoning_core.device import (
 from reckoning_core.fast_weights import adapted_names, base_params, init_fast, merge
 from reckoning_core.inner_loop import FactBatch, adapt
 from reckoning_core.knowledge_ids import knowledge_id, normalize_facts
-from reckoning_core.low_rank_forward import Factors, applied, split
+from reckoning_core.low_rank_forward import FactorHooks, Factors, split
 from reckoning_core.prefix_cache import PrefixCache, context_prefix, prefill, score_from_prefix
 from reckoning_core.recall import fact_recall
 
@@ -95,6 +95,7 @@ class Reckoner:
         self.tokenizer = ckpt.tokenizer
         self.config = ckpt.config
         self.base = base_params(self.model)
+        self.factor_hooks = FactorHooks(self.model)  # answers through a stored delta's low-rank factors
         self.dtype = next(iter(self.base.values())).dtype
         self.log_lrs = {k: v.to(self.device) for k, v in ckpt.log_lrs.items()}
         self.encode_hash = ckpt.config.encode.hash()
@@ -183,7 +184,7 @@ class Reckoner:
         if not isinstance(weights, MergedWeights):
             weights = MergedWeights(merge(self.base, weights), 0)
         options = choices or self.labels
-        with applied(self.model, weights.factors):
+        with self.factor_hooks.active(weights.factors):
             if options:
                 probs = score_choices(self.model, weights.params, self.tokenizer, prompts, list(options),
                                       self.config.prompt.answer_prefix)

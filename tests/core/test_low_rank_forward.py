@@ -11,7 +11,7 @@ from reckoning_core.answer import final_hidden
 from reckoning_core.batching import pad_rows, prompt_rows
 from reckoning_core.compression import low_rank
 from reckoning_core.fast_weights import LORA_V, merge
-from reckoning_core.low_rank_forward import applied, split
+from reckoning_core.low_rank_forward import split
 from reckoning_core.reckoner import MergedWeights, Reckoner
 
 QUESTIONS = ["Bob is blue.", "Anne is round.", "K is the uncle of C."]
@@ -39,7 +39,7 @@ def test_factors_answer_as_the_merged_delta(reckoner: Reckoner) -> None:
     full = merge(reckoner.base, compact)
     prompts = [reckoner.config.prompt.question_prompt(q) for q in QUESTIONS]
     ids, mask = pad_rows(prompt_rows(reckoner.tokenizer, prompts), reckoner.tokenizer.pad_token_id)
-    with applied(reckoner.model, weights.factors):
+    with reckoner.factor_hooks.active(weights.factors):
         got = final_hidden(reckoner.model, weights.params, ids, mask)
     want, plain = final_hidden(reckoner.model, full, ids, mask), final_hidden(reckoner.model, reckoner.base, ids, mask)
     assert (want - plain).abs().max() > 0.1  # the delta matters, so the equality below is not the base twice
@@ -56,7 +56,7 @@ def test_generation_through_factors_matches_the_merged_delta(reckoner: Reckoner)
     compact = _compact(reckoner)
     weights, full = reckoner.merged(compact), merge(reckoner.base, compact)
     prompts = [reckoner.config.prompt.question_prompt(q) for q in QUESTIONS]
-    with applied(reckoner.model, weights.factors):
+    with reckoner.factor_hooks.active(weights.factors):
         got = generate(reckoner.model, weights.params, reckoner.tokenizer, prompts, 6)
     assert got == generate(reckoner.model, full, reckoner.tokenizer, prompts, 6)
 
@@ -67,13 +67,16 @@ def test_factors_are_smaller_than_the_merged_matrices(reckoner: Reckoner) -> Non
     assert 0 < reckoner.merged(compact).nbytes < dense.nbytes
 
 
-def test_hooks_are_removed_even_when_the_forward_fails(reckoner: Reckoner) -> None:
+def test_factors_stop_applying_when_the_block_ends_even_on_error(reckoner: Reckoner) -> None:
     weights = reckoner.merged(_compact(reckoner))
-    with pytest.raises(RuntimeError, match="boom"), applied(reckoner.model, weights.factors):
-        assert any(m._forward_hooks for m in reckoner.model.modules())
+    prompts = [reckoner.config.prompt.question_prompt(q) for q in QUESTIONS]
+    ids, mask = pad_rows(prompt_rows(reckoner.tokenizer, prompts), reckoner.tokenizer.pad_token_id)
+    plain = final_hidden(reckoner.model, reckoner.base, ids, mask)
+    with pytest.raises(RuntimeError, match="boom"), reckoner.factor_hooks.active(weights.factors):
+        assert (final_hidden(reckoner.model, reckoner.base, ids, mask) - plain).abs().max() > 0.1
         raise RuntimeError("boom")
-    assert not any(m._forward_hooks for m in reckoner.model.modules())
-    reckoner.answer(QUESTIONS, weights)
+    torch.testing.assert_close(final_hidden(reckoner.model, reckoner.base, ids, mask), plain, atol=0, rtol=0)
+    reckoner.factor_hooks.remove()
     assert not any(m._forward_hooks for m in reckoner.model.modules())
 
 
