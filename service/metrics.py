@@ -42,10 +42,10 @@ DELTA_REJECTED = Counter("reckoning_delta_rejected", "Cached deltas refused befo
 DELTA_EVICTIONS = Counter("reckoning_delta_evictions", "Deltas dropped by the embedded LRU.", ["reason"])
 STORE_UNAVAILABLE = Counter("reckoning_store_unavailable", "Requests answered 503 because the store was unreachable.")
 WEIGHT_CACHE_HITS = Counter(
-    "reckoning_weight_cache_hits", "Asks served from pre-merged weights (no checksum, deserialization or merge)."
+    "reckoning_weight_cache_hits", "Asks served from cached ready weights (no checksum, deserialization or merge)."
 )
 WEIGHT_CACHE_MISSES = Counter("reckoning_weight_cache_misses", "Asks whose delta had to be verified and merged.")
-WEIGHT_CACHE_BYTES = Gauge("reckoning_weight_cache_bytes", "Bytes held by the in-process pre-merged weight cache.")
+WEIGHT_CACHE_BYTES = Gauge("reckoning_weight_cache_bytes", "Bytes held by the in-process cache of ready weights.")
 ENCODES_IN_FLIGHT = Gauge(
     "reckoning_encodes_in_flight", "Inner loops admitted and not finished (waiting for a slot, queued or running)."
 )

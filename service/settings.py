@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         "(0 = on the torch worker); see results/ab-load-workers.json",
     )
     weight_cache_bytes: int = Field(
-        default=256 * 1024 * 1024, ge=0, description="byte bound of the in-process pre-merged weight LRU (0 = off)"
+        default=256 * 1024 * 1024, ge=0, description="byte bound of the in-process LRU of ready weights (0 = off)"
     )
 
     # --- store ---

@@ -1,4 +1,5 @@
-"""In-process LRU of verified, pre-merged weights, so a hot knowledge id skips fetch + verify + deserialize + merge."""
+"""In-process LRU of verified weights ready to answer with (a delta's factors, or merged weights for a dense
+delta), so a hot knowledge id skips fetch + verify + deserialize."""
 
 import contextlib
 import hmac
