@@ -20,11 +20,13 @@ from training.data.pw_gen import (
     PW_NAMES,
     PW_VERBS,
     build_knowledge,
+    draw_lexicon,
     generate_full_episode,
     generate_lookup_full,
     generate_onehop_full,
     iter_full_episodes,
     open_words,
+    questions_for_full,
 )
 from training.data.pw_logic import IS, VAR, Literal, Rule, Theory, parse_sentence, parse_statement, solve
 from training.data.sampling import TheorySampler
@@ -208,3 +210,29 @@ def test_a_one_sentence_set_is_never_empty() -> None:
         rng = random.Random(seed)
         sentences, _ = build_knowledge(rng, 1, rng.choice(GRAMMARS))
         assert len(sentences) == 1, (seed, sentences)
+
+
+def test_unknowns_for_a_relations_only_context_with_no_attributes_to_spare(shared_data: Path) -> None:
+    """Real depth5 training contexts get questions with a ProofWriter lexicon that spares nothing; one RelNoneg
+    context has no attribute at all, and drawing an absent attribute for it crashed the full-language run at
+    step 2024 ("Cannot choose from an empty sequence", seed 1 below)."""
+    from training.cli import read_eval_data
+
+    def attributes(theory: Theory) -> set[str]:
+        lits = [lit for lit, _ in theory.facts] + [c for r in theory.rules for c in (*r.conditions, r.conclusion)]
+        return {lit.object for lit in lits if lit.relation == IS}
+
+    episodes = read_eval_data(shared_data / "proofwriter" / "depth5_mixed_train.json")
+    contexts = {ep.facts: ep for ep in episodes}.values()
+    bare = [ep for ep in contexts if not attributes(Theory.parse(list(ep.facts)))]
+    assert [ep.id for ep in bare] == ["ProofWriter_RelNoneg-OWA-D5-627"]
+    closure = solve(Theory.parse(list(bare[0].facts)))
+    for seed in range(50):
+        rng = random.Random(seed)
+        lex = draw_lexicon(rng, True, 0, 0, 0, vocab="proofwriter")
+        questions = questions_for_full(closure, lex, rng, bare[0].source)
+        unknown = [q for q in questions if q.answer == "Unknown"]
+        assert unknown, seed
+        for q in unknown:  # the solver proves neither the statement nor its negation
+            lit = parse_statement(q.text)
+            assert lit not in closure.proofs and lit.negate() not in closure.proofs, (seed, q.text)

@@ -328,20 +328,28 @@ def _unknown_atoms(closure: Closure, lex: Lexicon, rng: random.Random, n: int) -
     near = [Literal(e, IS, a) for e in entities for a in attrs]
     near += [Literal(e, v, o) for e in entities for v in verbs for o in entities if o != e]
 
-    def absent() -> Literal:
+    def absent() -> Literal | None:
         r = rng.random()
         ents = entities or lex.spare_entities
         if r < 0.4 and lex.spare_entities:  # someone/something not in the knowledge
             subj = rng.choice(lex.spare_entities)
-            if verbs and rng.random() < 0.3:
+            if verbs and (rng.random() < 0.3 or not attrs):
                 return Literal(subj, rng.choice(verbs), rng.choice(ents))
-            return Literal(subj, IS, rng.choice(attrs))
+            if attrs:
+                return Literal(subj, IS, rng.choice(attrs))
         if r < 0.75 and lex.spare_attributes:
             return Literal(rng.choice(ents), IS, rng.choice(lex.spare_attributes))
         if verbs and lex.spare_verbs and len(ents) > 1:
             s, o = rng.sample(ents, 2)
             return Literal(s, rng.choice(lex.spare_verbs), o)
-        return Literal(rng.choice(lex.spare_entities or ents), IS, rng.choice(lex.spare_attributes or attrs))
+        if lex.spare_attributes or attrs:
+            return Literal(rng.choice(lex.spare_entities or ents), IS, rng.choice(lex.spare_attributes or attrs))
+        # a relations-only knowledge set and a lexicon with no attributes to spare (a real RelNoneg context
+        # has one): an unproven relation between its own entities
+        if verbs and len(ents) > 1:
+            s, o = rng.sample(ents, 2)
+            return Literal(s, rng.choice(verbs), o)
+        return None
 
     rng.shuffle(hard)
     rng.shuffle(near)
@@ -356,9 +364,9 @@ def _unknown_atoms(closure: Closure, lex: Lexicon, rng: random.Random, n: int) -
     for _ in range(20 * n):
         if len(picked) >= n:
             break
-        lit = absent()
-        if unknown(lit):
-            picked[lit] = None
+        found = absent()
+        if found is not None and unknown(found):
+            picked[found] = None
     return list(picked)
 
 
