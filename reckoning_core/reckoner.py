@@ -173,7 +173,7 @@ class Reckoner:
 
     @torch.no_grad()
     def merged(self, delta: dict[str, Tensor]) -> MergedWeights:
-        """Merge a delta into the base weights once, for answering many times (see MergedWeights)."""
+        """Make a delta ready once for answering many times: dense parts merged, factors kept (see MergedWeights)."""
         params, factors = split(self.model, self.base, delta)
         changed = [t for n, t in params.items() if t is not self.base[n]]
         nbytes = sum(t.numel() * t.element_size() for t in changed) + sum(f.nbytes for f in factors.values())
