@@ -18,10 +18,11 @@ InnerAutocastSetting = Literal["auto", "off", "bf16", "fp16"]  # what a setting 
 AUTOCAST_DTYPES: dict[str, torch.dtype] = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # The service's RECKONING_INNER_AUTOCAST default (Settings and Engine.load read it here): "auto", bf16 where the
 # device runs it natively. oneDNN (bf16 CPU matmuls) compiles and caches kernels per matrix shape, and an inner
-# loop's shapes follow each fact set's size: without the row padding below, the server's RSS grew by ~1 GiB over
-# 200 encodes of varied sets; with it, growth stops after warm-up as with float32 (+3 MiB over the last 100;
-# results/autocast-memory.json, `python -m
-# benchmarks.autocast_memory`). `reckoning eval` and a Reckoner built directly stay float32 ("off") unless asked.
+# loop's shapes follow each fact set's size: unpadded, the process grew ~1 GiB over 200 encodes of varied sets;
+# padded (below), ~200 MiB against float32's ~90 (results/autocast-memory.json, `python -m
+# benchmarks.autocast_memory`). On idle cores bf16 encoded a full theory in 237 ms against float32's 308
+# (results/bench.json, results/inner-autocast/bench-quick-float32.json), and small varied sets about as fast.
+# `reckoning eval` and a Reckoner built directly stay float32 ("off") unless asked.
 DEFAULT_INNER_AUTOCAST: InnerAutocastSetting = "auto"
 # Under autocast, fact rows are padded to a multiple of this many tokens, so the shapes (and oneDNN's cached
 # kernels) are few whatever the fact sets' sizes.
