@@ -28,15 +28,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _rss_mib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def _child(name: str, model: str, n: int, every: int, seed: int) -> dict[str, Any]:
     import torch
 
     from benchmarks.data import load_dev_theories
+    from benchmarks.processes import rss_mib
     from reckoning_core.reckoner import Reckoner
 
     torch.set_num_threads(1)
@@ -49,7 +45,7 @@ def _child(name: str, model: str, n: int, every: int, seed: int) -> dict[str, An
     for _ in range(n):
         facts = list(rng.choice(theories).facts)
         sets.append(rng.sample(facts, rng.randint(1, len(facts))))
-    rss = [{"encodes": 0, "rss_mib": round(_rss_mib(), 1)}]
+    rss = [{"encodes": 0, "rss_mib": round(rss_mib(os.getpid()), 1)}]
     times: list[float] = []
     started = time.perf_counter()
     for i, facts in enumerate(sets, 1):
@@ -57,7 +53,7 @@ def _child(name: str, model: str, n: int, every: int, seed: int) -> dict[str, An
         reckoner.encode(facts)
         times.append((time.perf_counter() - t) * 1000)
         if i % every == 0 or i == n:
-            rss.append({"encodes": i, "rss_mib": round(_rss_mib(), 1)})
+            rss.append({"encodes": i, "rss_mib": round(rss_mib(os.getpid()), 1)})
     return {
         "variant": name,
         "inner_autocast": reckoner.inner_autocast,
