@@ -52,6 +52,11 @@ def low_rank(delta: Mapping[str, Tensor], rank: int) -> dict[str, Tensor]:
     return out
 
 
+def at_rank(delta: Mapping[str, Tensor], rank: int) -> dict[str, Tensor]:
+    """The delta as the service stores it before serialising: rank-r factors when rank > 0, else as it is."""
+    return low_rank(delta, rank) if rank else dict(delta)
+
+
 def kept_energy(delta: Mapping[str, Tensor], rank: int) -> float:
     """Share of the delta's squared Frobenius norm (over its matrices) that rank r keeps."""
     total = kept = 0.0

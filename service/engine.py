@@ -16,7 +16,7 @@ from torch import Tensor
 from transformers.utils import logging as hf_logging
 
 from reckoning_core.answer import ANSWER_BATCH_TOKENS
-from reckoning_core.compression import low_rank
+from reckoning_core.compression import at_rank
 from reckoning_core.device import DEFAULT_INNER_AUTOCAST, InnerAutocastSetting
 from reckoning_core.reckoner import Answer, AnswerWeights, MergedWeights, Reckoner
 from reckoning_core.serialization import DEFAULT_DELTA_DTYPE, DeltaDtype, DeltaError
@@ -66,7 +66,7 @@ class Encoded:
 def stored_form(reckoner: Reckoner, delta: dict[str, Tensor], dtype: str, rank: int) -> tuple[bytes, dict[str, Tensor]]:
     """The delta as the store keeps it (rank-r SVD factors when rank > 0, at `dtype`): the blob, and the tensors
     it loads back as, so an encode's own answers equal those of every later ask (which load the blob)."""
-    compact = low_rank(delta, rank) if rank else delta
+    compact = at_rank(delta, rank)
     return reckoner.serialize_delta(compact, dtype=dtype), reckoner.round_trip(compact, dtype)
 
 

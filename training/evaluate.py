@@ -12,7 +12,7 @@ from typing import Any
 from torch import Tensor
 from tqdm import tqdm
 
-from reckoning_core.compression import low_rank
+from reckoning_core.compression import at_rank
 from reckoning_core.reckoner import AnswerWeights, Reckoner
 from training.data.episode import Episode, Question
 
@@ -56,7 +56,7 @@ def stored(reckoner: Reckoner, delta: dict[str, Tensor], rank: int, dtype: str |
     (rank-r factors when rank > 0, at dtype), read back as the service reads it."""
     if dtype is None:
         return delta
-    return reckoner.merged(reckoner.round_trip(low_rank(delta, rank) if rank else delta, dtype))
+    return reckoner.merged(reckoner.round_trip(at_rank(delta, rank), dtype))
 
 
 def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "reckoning",
