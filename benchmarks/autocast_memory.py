@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reckoning_core.config import DEFAULT_MODEL_DIR
+
 VARIANTS: dict[str, dict[str, Any]] = {
     "float32": {"inner_autocast": "off", "fact_width_multiple": None},
     "bf16, rows at their own width": {"inner_autocast": "bf16", "fact_width_multiple": 1},
@@ -72,7 +74,7 @@ def _child(name: str, model: str, n: int, every: int, seed: int) -> dict[str, An
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="models/reckoning-proofwriter")
+    ap.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     ap.add_argument("--encodes", type=int, default=200)
     ap.add_argument("--every", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)

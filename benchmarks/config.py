@@ -21,7 +21,7 @@ class BenchConfig:
     quick: bool = False
     threads: int = DEFAULT_THREADS
     device: str = "auto"  # RECKONING_DEVICE; resolved when the bench loads its models
-    icr_model: Path | None = Path("models/icr-proofwriter")  # the FT-ICR checkpoint; None = `model` itself
+    icr_model: Path | None = Path("models/icr-full")  # the FT-ICR checkpoint; None = `model` itself
     data_path: Path | None = None  # owa_dev_natlang.jsonl; None = RECKONING_DATA_DIR or ../shared/data
     seed: int = 0
     # --- in-process timings (medians after warm-up) ---

@@ -21,6 +21,7 @@ from benchmarks.prefix import prefix_figures
 from benchmarks.report import check_targets, render_markdown
 from benchmarks.scaling import scaling
 from benchmarks.timing import git_info, machine_info
+from reckoning_core.config import DEFAULT_MODEL_DIR
 from reckoning_core.device import DEFAULT_INNER_AUTOCAST, device_setting
 from reckoning_core.reckoner import Reckoner
 from service.engine import stored_form
@@ -145,8 +146,8 @@ def write_outputs(data: dict[str, Any], out: Path) -> dict[str, Path]:
     return {"json": out, "png": png, "scaling_png": scaling_png, "md": md}
 
 
-def bench_cmd(quick: bool = False, out: str = "results/bench.json", model: str = "models/reckoning-proofwriter",
-              threads: int | None = None, icr_model: str = "models/icr-proofwriter", device: str | None = None,
+def bench_cmd(quick: bool = False, out: str = "results/bench.json", model: str = str(DEFAULT_MODEL_DIR),
+              threads: int | None = None, icr_model: str = "models/icr-full", device: str | None = None,
               http: bool = True) -> None:
     """`reckoning bench run [--quick] [--out FILE] [--model DIR] [--icr-model DIR] [--device D]`; torch threads
     from RECKONING_BENCH_THREADS (1), the device from --device, else RECKONING_DEVICE, else auto."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from reckoning_core.config import DEFAULT_MODEL_DIR
+
 
 def _run(args: argparse.Namespace) -> None:
     from benchmarks.run import bench_cmd
@@ -33,10 +35,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = what.add_parser("run", help="latency, throughput and delta options; writes bench.json, bench.md, a plot")
     r.add_argument("--quick", action="store_true")
     r.add_argument("--out", default="results/bench.json")
-    r.add_argument("--model", default="models/reckoning-proofwriter")
+    r.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     r.add_argument("--threads", type=int, default=None, help="torch threads (default: $RECKONING_BENCH_THREADS or 1)")
-    r.add_argument("--icr-model", default="models/icr-proofwriter",
-                   help="the FT-ICR checkpoint the in-context baselines run on (e.g. models/icr-full)")
+    r.add_argument("--icr-model", default="models/icr-full",
+                   help="the FT-ICR checkpoint the in-context baselines run on (trained on the default's data)")
     r.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: $RECKONING_DEVICE or auto)")
     r.add_argument("--no-http", dest="http", action="store_false", help="skip the HTTP section")
     r.set_defaults(handler=_run, extra="bench")
@@ -44,7 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a = what.add_parser("ab", help="the HTTP hot-vs-distinct load once per variant of RECKONING_* settings, alternated")
     a.add_argument("--variant", action="append", required=True, metavar="NAME:RECKONING_KEY=VALUE[,...]",
                    help="repeat; at least two")
-    a.add_argument("--model", default="models/reckoning-proofwriter")
+    a.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     a.add_argument("--ids", type=int, default=150, help="distinct knowledge ids in the distinct scenario")
     a.add_argument("--seconds", type=float, default=20.0, help="measured seconds per scenario and run")
     a.add_argument("--repeats", type=int, default=2)

@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = sub.add_parser("serve", help="run the HTTP API (settings from RECKONING_* variables)")
     s.add_argument("--host", default=None)
     s.add_argument("--port", type=int, default=None)
-    s.add_argument("--model", default=None, help="checkpoint folder (default: settings / models/reckoning-proofwriter)")
+    s.add_argument("--model", default=None,
+                   help="checkpoint folder (default: $RECKONING_MODEL_DIR, else models/reckoning-full)")
     s.set_defaults(handler=_serve, extra="serve")
 
     e = sub.add_parser("encode", help="encode a file of facts (one per line) on a running server; prints JSON")

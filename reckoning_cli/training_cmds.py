@@ -1,9 +1,12 @@
-"""`reckoning train | eval | export | report`: meta-training, evaluation, shipping a run, results (`training`)."""
+"""`reckoning train | eval | export | grow | report`: meta-training, evaluation, shipping and growing a model,
+results (`training`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+
+from reckoning_core.config import DEFAULT_MODEL_DIR
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -26,6 +29,12 @@ def _export(args: argparse.Namespace) -> None:
     print(export(args.run, args.dest, args.command_line, args.checkpoint, args.resumed_console))
 
 
+def _grow(args: argparse.Namespace) -> None:
+    from training.grow import grow_cmd
+
+    grow_cmd(args.src, args.dest, args.insert_after)
+
+
 def _report(args: argparse.Namespace) -> None:
     from training.report import report
 
@@ -39,7 +48,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     t.set_defaults(handler=_train, extra="train")
 
     v = sub.add_parser("eval", help="accuracy (overall, by grammar, depth and knowledge size) as JSON")
-    v.add_argument("--model", default="models/reckoning-proofwriter")
+    v.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     v.add_argument("--data", default=None,
                    help="a ProofWriter file in any shared format (owa_dev_natlang, owa_train, depth5_mixed), or "
                         "generated:SIZES:N (e.g. generated:1-4:200, generated:1,4,16,64:30); "
@@ -70,6 +79,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     x.add_argument("--resumed-console", action="append", type=Path, default=[],
                    help="console log of a resumed stage, in order (RUN.log is the first stage's)")
     x.set_defaults(handler=_export, extra="train")
+
+    g = sub.add_parser("grow", help="a deeper checkpoint computing the same function (identity blocks inserted)")
+    g.add_argument("src", type=Path, help="a checkpoint folder")
+    g.add_argument("dest", type=Path, help="where to write the grown checkpoint")
+    g.add_argument("--insert-after", type=int, action="append", required=True, metavar="BLOCK",
+                   help="insert an identity block after this block (0-based; repeatable)")
+    g.set_defaults(handler=_grow, extra="train")
 
     r = sub.add_parser("report", help="results/: accuracy tables and plots, and the README's results section")
     r.add_argument("--evaluate", action="store_true", help="run missing evaluations first")

@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Literal
+
+# The shipped model every command serves, evaluates and benchmarks unless told otherwise.
+DEFAULT_MODEL_DIR = Path("models/reckoning-full")
 
 FORMAT_VERSION = 1
 

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from reckoning_core.config import DEFAULT_MODEL_DIR
 from reckoning_core.device import DEFAULT_INNER_AUTOCAST, InnerAutocastSetting
 from reckoning_core.serialization import DEFAULT_DELTA_DTYPE, DeltaDtype
 
@@ -42,7 +43,7 @@ class Settings(BaseSettings):
     # --- serving ---
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    model_dir: Path = Path("models/reckoning-proofwriter")
+    model_dir: Path = DEFAULT_MODEL_DIR
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
     keep_alive_s: int = Field(
         default=30, ge=1, description="idle keep-alive of a client connection; longer than clients' own idle "

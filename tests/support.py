@@ -206,3 +206,12 @@ def monitored(port: int, key_part: str) -> Iterator[list[tuple[str, ...]]]:
     for commands in by_connection.values():
         if any(key_part in arg for command in commands for arg in command):
             seen += [c for c in commands if c[0] in ("MULTI", "EXEC") or any(key_part in arg for arg in c)]
+
+
+def assert_same_answers(got: list[Any], want: list[Any], abs_tol: float = 1e-5) -> None:
+    """Two lists of reckoning_core Answers: the same labels, and every option's probability within abs_tol."""
+    assert [a.answer for a in got] == [a.answer for a in want]
+    for g, w in zip(got, want, strict=True):
+        assert g.scores is not None and w.scores is not None
+        for label in w.scores:
+            assert g.scores[label] == pytest.approx(w.scores[label], abs=abs_tol)

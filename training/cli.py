@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 
+from reckoning_core.config import DEFAULT_MODEL_DIR
 from reckoning_core.device import InnerAutocastSetting, device_setting
 from reckoning_core.reckoner import Reckoner
 from training.config import TrainConfig
@@ -16,7 +17,7 @@ from training.data.proofwriter import read_proofwriter
 from training.data.sampling import split_depth5
 from training.evaluate import evaluate, write_json
 
-DEFAULT_MODEL = Path("models/reckoning-proofwriter")
+DEFAULT_MODEL = DEFAULT_MODEL_DIR
 
 
 def train_cmd(config: str | None, overrides: list[str] | None = None) -> Path:

@@ -8,6 +8,7 @@ import torch
 from reckoning_core.answer import score_choices
 from reckoning_core.prefix_cache import context_prefix, score_from_prefix, suffix_tokens
 from reckoning_core.reckoner import Reckoner
+from tests.support import assert_same_answers
 
 FACTS = ["Bob is blue.", "Anne is kind.", "If someone is nice and blue then they are round.", "Bob is blue."]
 QUESTIONS = ["Bob is round.", "Anne is not kind.", "Is K the uncle of C?", "Bob is blue."]
@@ -20,11 +21,7 @@ def test_cached_answers_equal_in_context(arch: str, request: pytest.FixtureReque
     cache = r.prefill_context(FACTS)
     cached = r.answer_from_context(cache, FACTS, QUESTIONS)
     plain = r.answer_in_context(FACTS, QUESTIONS)
-    assert [a.answer for a in cached] == [a.answer for a in plain]
-    for c, p in zip(cached, plain, strict=True):
-        assert c.scores is not None and p.scores is not None
-        for label in p.scores:
-            assert c.scores[label] == pytest.approx(p.scores[label], abs=1e-5)
+    assert_same_answers(cached, plain)
     # one question at a time from the same cache gives the same (the cache is never written to)
     single = r.answer_from_context(cache, FACTS, QUESTIONS[:1])
     assert single[0].scores == pytest.approx(cached[0].scores, abs=1e-5)

@@ -22,7 +22,7 @@ import pytest
 from benchmarks.processes import ApiProcess, RedisProcess, redis_api_env
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL = REPO / "models" / "reckoning-proofwriter"
+MODEL = REPO / "models" / "reckoning-full"
 CHROMIUM = Path(os.environ.get("RECKONING_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("RECKONING_CHROMEDRIVER", "/usr/bin/chromedriver"))
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
@@ -202,7 +202,7 @@ def test_encode_and_ask_in_the_browser_match_the_api(
 ) -> None:
     driver = browser
     driver.get(f"{playground_api.url}/playground")
-    _wait(driver, lambda d: "reckoning-proofwriter" in _by_id(d, "server").text, "the server line")
+    _wait(driver, lambda d: "reckoning-full" in _by_id(d, "server").text, "the server line")
     assert "redis store" in _by_id(driver, "server").text
 
     # Without the key: a readable 401.
@@ -264,7 +264,7 @@ def test_encode_and_ask_in_the_browser_match_the_api(
 def test_errors_the_server_cannot_produce_on_demand_read_well(browser: Any, playground_api: ApiProcess) -> None:
     driver = browser
     driver.get(f"{playground_api.url}/playground")
-    _wait(driver, lambda d: "reckoning-proofwriter" in _by_id(d, "server").text, "the server line")
+    _wait(driver, lambda d: "reckoning-full" in _by_id(d, "server").text, "the server line")
     # This server has no rate limit, so 429 is checked through the page's own formatter.
     text = driver.execute_script("return window.reckoningPlayground.describeError(429, {detail: 'slow down'}, '7')")
     assert text.startswith("429 Too many requests") and "Retry after 7 s." in text and "slow down" in text
@@ -275,7 +275,7 @@ def test_store_down_shows_503_with_retry_after(
 ) -> None:
     driver = browser
     driver.get(f"{playground_api.url}/playground")
-    _wait(driver, lambda d: "reckoning-proofwriter" in _by_id(d, "server").text, "the server line")
+    _wait(driver, lambda d: "reckoning-full" in _by_id(d, "server").text, "the server line")
     with playground_api.client(KEY) as api:
         knowledge_id = api.post("/encode", json={"facts": FACTS}).json()["knowledge_id"]
     _type(driver, "api-key", KEY)
