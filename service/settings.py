@@ -107,10 +107,16 @@ class Settings(BaseSettings):
     retry_after_s: int = Field(default=5, ge=1, description="Retry-After sent with 503 when the store is unreachable")
     key_prefix: str = "reckoning"
     flight_lock_ttl_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="lease of the Redis lock that makes a (re-)encode single-flight across replicas: the holder "
+        "renews it every third of this while it encodes, so a lock whose holder died (or could not release it "
+        "because Redis was down) frees within this time",
+    )
+    flight_lock_wait_s: float = Field(
         default=60.0,
         gt=0,
-        description="TTL of the Redis lock that makes a (re-)encode single-flight across replicas; also how long "
-        "a replica waits for another's encode before running its own",
+        description="how long a replica waits for another replica's encode of the same set before running its own",
     )
 
     # --- request limits (defaults fit a full ProofWriter theory and all its questions) ---

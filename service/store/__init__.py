@@ -46,5 +46,6 @@ def build_store(settings: Settings, *, model: str, on_evict: EvictionHook | None
             timeout_s=settings.store_timeout_s,
             prefix=settings.key_prefix,
             lock_ttl_s=settings.flight_lock_ttl_s,
+            lock_wait_s=settings.flight_lock_wait_s,
         )
     return EmbeddedStore(settings.sqlite_path, max_delta_bytes=settings.delta_cache_bytes, on_evict=on_evict)

@@ -17,12 +17,14 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any, Literal, ParamSpec, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.lock import Lock
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import (
     ExecAbortError,
     LockError,
+    LockNotOwnedError,
     NoPermissionError,
     OutOfMemoryError,
     ReadOnlyError,
@@ -153,11 +155,13 @@ class RedisStore:
         model: str,
         timeout_s: float = 1.0,
         prefix: str = "reckoning",
-        lock_ttl_s: float = 60.0,
+        lock_ttl_s: float = 5.0,
+        lock_wait_s: float = 60.0,
     ) -> None:
         self.prefix = prefix
         self.model = model[:MODEL_KEY_CHARS]
         self.lock_ttl_s = lock_ttl_s
+        self.lock_wait_s = lock_wait_s
         self.op_timeout_s = timeout_s * 4
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
@@ -281,25 +285,45 @@ class RedisStore:
 
     @contextlib.asynccontextmanager
     async def flight_lock(self, namespace: str, knowledge_id: str) -> AsyncIterator[None]:
-        """redis-py's Lock (SET NX PX with a random token, released by a script that checks the token).
+        """redis-py's Lock (SET NX PX with a random token, released by a script that checks the token), held as
+        a lease: its TTL is short (lock_ttl_s) and the holder renews it every third of that while its encode runs.
 
-        A holder that dies leaves the lock to expire after lock_ttl_s; a waiter that gives up after as long
-        runs the encode itself. The lock saves work and is never needed for correctness: every write it guards
-        is idempotent."""
+        So a lock whose holder can no longer release it frees within one lease: a replica killed mid-encode, or a
+        release that failed because Redis was down (the lock then comes back from the AOF when Redis restarts).
+        A waiter gives up after lock_wait_s and runs the encode itself. The lock saves work and is never needed
+        for correctness: every write it guards is idempotent."""
         name = model_key(self.prefix, namespace, "lock", self.model, knowledge_id)
-        lock = self._redis.lock(name, timeout=self.lock_ttl_s, sleep=0.05, blocking_timeout=self.lock_ttl_s)
-        async with _translated("flight_lock", self.lock_ttl_s + self.op_timeout_s):
+        lock = self._redis.lock(name, timeout=self.lock_ttl_s, sleep=0.05, blocking_timeout=self.lock_wait_s)
+        async with _translated("flight_lock", self.lock_wait_s + self.op_timeout_s):
             acquired = bool(await lock.acquire())
         if not acquired:
             log.warning(
-                "waited %.0f s for another replica's encode of %s…; encoding here", self.lock_ttl_s, knowledge_id[:12]
+                "waited %.0f s for another replica's encode of %s…; encoding here", self.lock_wait_s, knowledge_id[:12]
             )
+        renewal = asyncio.create_task(self._renew(lock)) if acquired else None
         try:
             yield
         finally:
+            if renewal is not None:
+                renewal.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await renewal
             if acquired:
                 with contextlib.suppress(LockError, RedisError, OSError):  # expired or Redis gone: nothing to free
                     await lock.release()
+
+    async def _renew(self, lock: Lock) -> None:
+        """Reset the lease's TTL every third of it until cancelled; a beat that finds Redis away tries again next
+        time, and a lease that expired and went to another replica is let go."""
+        while True:
+            await asyncio.sleep(self.lock_ttl_s / 3)
+            try:
+                async with asyncio.timeout(self.op_timeout_s):
+                    await lock.reacquire()
+            except LockNotOwnedError:
+                return
+            except (RedisError, OSError, TimeoutError):
+                continue
 
     async def close(self) -> None:
         with contextlib.suppress(RedisError, OSError):  # closing a dead connection must not fail shutdown

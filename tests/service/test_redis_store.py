@@ -1,6 +1,8 @@
 """RedisStore on a real redis-server: the store contract, key layout, fast failure and recovery after a restart."""
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -10,6 +12,7 @@ from benchmarks.processes import RedisProcess, free_port
 from service.store import RedisStore, StoreUnavailable
 from tests.support import exercise_store, sample_record, sd
 
+REPO = Path(__file__).resolve().parents[2]
 MODEL = "ab" * 32  # a model fingerprint: Redis keeps deltas per model
 
 
@@ -86,6 +89,102 @@ def test_redis_store_recovers_after_a_restart(tmp_path: Path) -> None:
         server.stop()
 
 
+
+
+def _lock_keys(server: RedisProcess) -> list[bytes]:
+    return [k for k in server.client().keys("*:lock:*")]
+
+
+async def _acquire_seconds(store: RedisStore, knowledge_id: str) -> float:
+    started = time.monotonic()
+    async with store.flight_lock("t", knowledge_id):
+        return time.monotonic() - started
+
+
+def test_a_flight_lock_orphaned_by_a_redis_crash_frees_within_its_lease(tmp_path: Path) -> None:
+    """A holder whose release fails because Redis is down leaves its lock in the AOF; after the restart another
+    replica must not wait out a long TTL for an encode nobody is running (it once waited 60 s, past clients'
+    timeouts)."""
+    server = RedisProcess(tmp_path / "redis")  # appendfsync always: the lock is in the AOF when Redis dies
+    server.start()
+    lease = 1.5
+
+    async def run() -> None:
+        holder = RedisStore(server.url, model=MODEL, timeout_s=0.5, lock_ttl_s=lease, lock_wait_s=60)
+        other = RedisStore(server.url, model=MODEL, timeout_s=0.5, lock_ttl_s=lease, lock_wait_s=60)
+        async with holder.flight_lock("t", "k" * 64):
+            assert len(_lock_keys(server)) == 1
+            server.kill()  # the release below fails: Redis is gone
+        server.start()
+        assert len(_lock_keys(server)) == 1, "the race did not happen: the lock did not outlive the crash"
+        waited = await asyncio.wait_for(_acquire_seconds(other, "k" * 64), timeout=lease * 4)
+        assert waited <= lease + 0.5, waited
+        await holder.close()
+        await other.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.stop()
+
+
+def test_the_holder_keeps_its_lease_while_its_encode_runs(redis_server: RedisProcess) -> None:
+    """The lease is short, so the holder renews it: a waiter must not take the lock from a live, slow encode."""
+    lease = 0.6
+
+    async def run() -> None:
+        holder = RedisStore(redis_server.url, model=MODEL, lock_ttl_s=lease, lock_wait_s=30, prefix="lease")
+        other = RedisStore(redis_server.url, model=MODEL, lock_ttl_s=lease, lock_wait_s=30, prefix="lease")
+        order: list[str] = []
+
+        async def slow_encode() -> None:
+            async with holder.flight_lock("t", "s" * 64):
+                order.append("holder in")
+                await asyncio.sleep(lease * 4)  # several leases long
+                order.append("holder out")
+
+        task = asyncio.create_task(slow_encode())
+        await asyncio.sleep(0.1)
+        waited = await _acquire_seconds(other, "s" * 64)
+        order.append("other in")
+        await task
+        assert order == ["holder in", "holder out", "other in"], order
+        assert waited >= lease * 3, waited
+        await holder.close()
+        await other.close()
+
+    asyncio.run(run())
+
+
+def test_a_lock_left_by_a_killed_replica_frees_within_its_lease(redis_server: RedisProcess) -> None:
+    """A replica SIGKILLed mid-encode never releases its lock nor renews it."""
+    lease = 1.0
+    script = (
+        "import asyncio, sys, time\n"
+        "from service.store import RedisStore\n"
+        "async def main():\n"
+        f"    store = RedisStore({redis_server.url!r}, model={MODEL!r}, lock_ttl_s={lease}, prefix='dead')\n"
+        "    async with store.flight_lock('t', 'd' * 64):\n"
+        "        print('held', flush=True)\n"
+        "        await asyncio.sleep(600)\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=REPO)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == b"held"
+        proc.kill()
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    async def run() -> None:
+        other = RedisStore(redis_server.url, model=MODEL, lock_ttl_s=lease, lock_wait_s=60, prefix="dead")
+        waited = await asyncio.wait_for(_acquire_seconds(other, "d" * 64), timeout=lease * 4)
+        assert waited <= lease + 0.5, waited
+        await other.close()
+
+    asyncio.run(run())
 
 
 def test_rate_limits_are_counted_in_redis_so_replicas_share_them(redis_server: RedisProcess) -> None:
