@@ -178,3 +178,12 @@ def test_targets_and_report_from_numbers_alone() -> None:
     best = small_delta_option(data)
     assert best is not None and best["name"] == "c"
     assert "| ask_overhead = ask_ms / plain_ms | 1.1 | <= 1.15 | pass |" in render_table(data)
+
+
+def test_many_over_one_is_not_reported_when_a_scenario_was_refused() -> None:
+    from benchmarks.http import many_over_one
+
+    ok = {"errors": 0, "asks_per_s": 100.0}
+    assert many_over_one(ok, {"errors": 0, "asks_per_s": 95.0}) == 0.95
+    assert many_over_one({"errors": 11300, "asks_per_s": 100.0}, {"errors": 0, "asks_per_s": 95.0}) is None
+    assert many_over_one(ok, {"errors": 3, "asks_per_s": 95.0}) is None
