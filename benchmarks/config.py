@@ -14,6 +14,10 @@ def threads_from_env() -> int:
     return int(raw) if raw.strip() else DEFAULT_THREADS
 
 
+# The in-context baseline the bench compares with: FT-ICR trained on the default model's data.
+DEFAULT_ICR_MODEL = Path("models/icr-full")
+
+
 @dataclass(frozen=True)
 class BenchConfig:
     model: Path
@@ -21,7 +25,7 @@ class BenchConfig:
     quick: bool = False
     threads: int = DEFAULT_THREADS
     device: str = "auto"  # RECKONING_DEVICE; resolved when the bench loads its models
-    icr_model: Path | None = Path("models/icr-full")  # the FT-ICR checkpoint; None = `model` itself
+    icr_model: Path | None = DEFAULT_ICR_MODEL  # the FT-ICR checkpoint; None = `model` itself
     data_path: Path | None = None  # owa_dev_natlang.jsonl; None = RECKONING_DATA_DIR or ../shared/data
     seed: int = 0
     # --- in-process timings (medians after warm-up) ---

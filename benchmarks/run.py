@@ -11,7 +11,7 @@ from typing import Any, TextIO
 
 import torch
 
-from benchmarks.config import BenchConfig
+from benchmarks.config import DEFAULT_ICR_MODEL, BenchConfig
 from benchmarks.data import load_dev_theories, typical_theory
 from benchmarks.encode_cost import cheaper_encodes, encode_batching
 from benchmarks.http import http_figures
@@ -147,10 +147,11 @@ def write_outputs(data: dict[str, Any], out: Path) -> dict[str, Path]:
 
 
 def bench_cmd(quick: bool = False, out: str = "results/bench.json", model: str = str(DEFAULT_MODEL_DIR),
-              threads: int | None = None, icr_model: str = "models/icr-full", device: str | None = None,
+              threads: int | None = None, icr_model: str | None = None, device: str | None = None,
               http: bool = True) -> None:
     """`reckoning bench run [--quick] [--out FILE] [--model DIR] [--icr-model DIR] [--device D]`; torch threads
     from RECKONING_BENCH_THREADS (1), the device from --device, else RECKONING_DEVICE, else auto."""
+    icr_model = icr_model or str(DEFAULT_ICR_MODEL)
     for flag, folder in (("--model", model), ("--icr-model", icr_model)):
         if not Path(folder).is_dir():
             sys.exit(f"reckoning bench run: model folder {folder!r} does not exist (pass {flag} DIR)")

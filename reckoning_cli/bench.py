@@ -37,8 +37,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--out", default="results/bench.json")
     r.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     r.add_argument("--threads", type=int, default=None, help="torch threads (default: $RECKONING_BENCH_THREADS or 1)")
-    r.add_argument("--icr-model", default="models/icr-full",
-                   help="the FT-ICR checkpoint the in-context baselines run on (trained on the default's data)")
+    r.add_argument("--icr-model", default=None,
+                   help="the FT-ICR checkpoint the in-context baselines run on (default: models/icr-full, trained "
+                        "on the default model's data)")
     r.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N (default: $RECKONING_DEVICE or auto)")
     r.add_argument("--no-http", dest="http", action="store_false", help="skip the HTTP section")
     r.set_defaults(handler=_run, extra="bench")

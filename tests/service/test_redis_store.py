@@ -92,7 +92,7 @@ def test_redis_store_recovers_after_a_restart(tmp_path: Path) -> None:
 
 
 def _lock_keys(server: RedisProcess) -> list[bytes]:
-    return [k for k in server.client().keys("*:lock:*")]
+    return list(server.client().keys("*:lock:*"))
 
 
 async def _acquire_seconds(store: RedisStore, knowledge_id: str) -> float:
