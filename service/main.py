@@ -23,6 +23,7 @@ from service.auth import ApiKeyAuth
 from service.engine import AskTooLarge, EncodeQueueFull, Engine, FactTooLong, InputTooLong
 from service.integrity import ForgedRecord, Signer
 from service.knowledge_service import EmptyFactSet, KnowledgeService, UnknownKnowledge
+from service.memory_budget import auto_weight_cache_bytes, memory_limit_bytes
 from service.metrics import STORE_UNAVAILABLE, THROTTLED, metrics_app, record_eviction
 from service.middleware import BodyLimitMiddleware, RequestMetricsMiddleware
 from service.rate_limit import RateLimited, TenantRateLimits
@@ -31,6 +32,18 @@ from service.settings import Settings
 from service.store import KnowledgeStore, Quota, QuotaExceeded, StoreUnavailable, UnreadableRecord, build_store
 
 log = logging.getLogger("service")
+
+
+def weight_cache_bytes(settings: Settings) -> int:
+    """RECKONING_WEIGHT_CACHE_BYTES, or (unset) the memory-sized default of service.memory_budget."""
+    if settings.weight_cache_bytes is not None:
+        log.info("weight cache: %d MiB (RECKONING_WEIGHT_CACHE_BYTES)", settings.weight_cache_bytes >> 20)
+        return settings.weight_cache_bytes
+    limit = memory_limit_bytes()
+    chosen = auto_weight_cache_bytes(limit)
+    log.info("weight cache: %d MiB, sized from the %d MiB this process may use", chosen >> 20, limit >> 20)
+    return chosen
+
 
 # How long shutdown waits for (re-)encodes in flight to store their result before closing the engine.
 DRAIN_TIMEOUT_S = 10.0
@@ -203,7 +216,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store,
             signer,
             default_ttl_s=settings.delta_ttl_s,
-            weight_cache_bytes=settings.weight_cache_bytes,
+            weight_cache_bytes=weight_cache_bytes(settings),
             quota=Quota(settings.tenant_max_knowledge_sets, settings.tenant_max_bytes),
         )
         app.state.engine = engine

@@ -46,6 +46,9 @@ WEIGHT_CACHE_HITS = Counter(
 )
 WEIGHT_CACHE_MISSES = Counter("reckoning_weight_cache_misses", "Asks whose delta had to be verified and merged.")
 WEIGHT_CACHE_BYTES = Gauge("reckoning_weight_cache_bytes", "Bytes held by the in-process cache of ready weights.")
+WEIGHT_CACHE_LIMIT_BYTES = Gauge(
+    "reckoning_weight_cache_limit_bytes", "Byte bound of the in-process cache of ready weights (0 = off)."
+)
 ENCODES_IN_FLIGHT = Gauge(
     "reckoning_encodes_in_flight", "Inner loops admitted and not finished (waiting for a slot, queued or running)."
 )

@@ -94,8 +94,11 @@ class Settings(BaseSettings):
         description="threads that verify, deserialize and merge stored deltas beside the torch worker "
         "(0 = on the torch worker); see results/ab-load-workers.json",
     )
-    weight_cache_bytes: int = Field(
-        default=256 * 1024 * 1024, ge=0, description="byte bound of the in-process LRU of ready weights (0 = off)"
+    weight_cache_bytes: int | None = Field(
+        default=None,
+        ge=0,
+        description="byte bound of the in-process LRU of ready weights (0 = off); unset = an eighth of the memory "
+        "the process may use (cgroup limit, else RAM), between 256 MiB and 2 GiB (service.memory_budget)",
     )
 
     # --- store ---

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from cachetools import LRUCache
 
 from reckoning_core.reckoner import MergedWeights
-from service.metrics import WEIGHT_CACHE_BYTES, WEIGHT_CACHE_HITS, WEIGHT_CACHE_MISSES
+from service.metrics import WEIGHT_CACHE_BYTES, WEIGHT_CACHE_HITS, WEIGHT_CACHE_LIMIT_BYTES, WEIGHT_CACHE_MISSES
 
 Key = tuple[str, str]  # (namespace, knowledge id)
 
@@ -34,6 +34,8 @@ class WeightCache:
 
     def __init__(self, max_bytes: int) -> None:
         self._entries: LRUCache[Key, _Entry] = LRUCache(maxsize=max_bytes, getsizeof=lambda e: e.nbytes)
+        self.max_bytes = max_bytes
+        WEIGHT_CACHE_LIMIT_BYTES.set(max_bytes)
         # Bumped by every invalidate(): weights built across one (a DELETE landing while a blob was being
         # loaded) are not cached, as they could never be served and would only hold memory.
         self.version = 0
