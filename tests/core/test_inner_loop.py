@@ -142,3 +142,58 @@ def test_lora_fast_weights_adapt(tiny_gpt2: Path) -> None:
     res = adapt(ckpt.model, base_params(ckpt.model), fast0, batch, init_log_lrs(fast0, config), config,
                 final_loss=True)
     assert res.losses[-1] < res.losses[0]
+
+
+def test_serving_loop_steps_the_weights_in_place_and_equals_the_general_loop(tiny_gpt2: Path) -> None:
+    """order='none' with SGD on dense deltas runs _adapt_serving (W stepped in place); order='first' runs the
+    general loop, whose values are the same. In float64 the deltas, losses and step counts agree, an adaptive
+    stop included, and neither the base nor the caller's start point changes."""
+    import reckoning_core.inner_loop as inner_loop
+
+    _, model, config, batch, _ = _setup(tiny_gpt2, steps=4)
+    base = base_params(model)
+    base_before = {n: t.clone() for n, t in base.items()}
+    fast0 = init_fast(model, config.fast_weights)
+    log_lrs = {n: torch.linspace(-1.5, -0.5, config.inner_steps, dtype=torch.float64) for n in fast0}
+    assert inner_loop._dense_like(base, fast0)
+
+    served = adapt(model, base, fast0, batch, log_lrs, config, final_loss=True)
+    general = adapt(model, base, fast0, batch, log_lrs, config, order="first", final_loss=True)
+    assert served.steps == general.steps == config.inner_steps
+    for n in fast0:
+        torch.testing.assert_close(served.fast[n], general.fast[n].detach(), rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(torch.stack(served.losses), torch.stack(general.losses), rtol=1e-9, atol=0.0)
+    assert not any(t.requires_grad for t in served.fast.values())
+    assert all(torch.equal(base[n], base_before[n]) for n in base)
+    assert all(t.abs().sum() == 0 for t in fast0.values())
+
+    losses = [float(x) for x in general.losses]
+    assert losses[0] > losses[1] > losses[2]  # so a threshold just above the third loss stops after two steps
+    stopped = adapt(model, base, fast0, batch, log_lrs, config, stop_below=losses[2] + 1e-9)
+    two_steps = adapt(model, base, fast0, batch, log_lrs, EncodeConfig(
+        inner_steps=2, optimizer="sgd", fast_weights=config.fast_weights), order="first")
+    assert stopped.steps == 2
+    for n in fast0:
+        torch.testing.assert_close(stopped.fast[n], two_steps.fast[n].detach(), rtol=1e-9, atol=1e-12)
+
+
+def test_serving_loop_under_bf16_autocast_uses_each_steps_weights(tiny_gpt2: Path) -> None:
+    """Autocast caches its casts of leaf tensors that require grad: were the in-place stepped weights handed to
+    the model as leaves, every step after the first would run on the first step's bf16 copy. Under autocast the
+    serving loop and the general loop (fresh tensors every step) take the same steps."""
+    from reckoning_core.device import inner_autocast
+
+    ckpt = load_checkpoint(tiny_gpt2)
+    model = ckpt.model.eval()
+    config = EncodeConfig(inner_steps=4, optimizer="sgd", init_lr=0.3,
+                          fast_weights=FastWeightSpec(mode="patterns", patterns=(r"\.mlp\.",)))
+    batch = fact_batch(ckpt.tokenizer, FACTS)
+    base = base_params(model)
+    fast0 = init_fast(model, config.fast_weights)
+    log_lrs = init_log_lrs(fast0, config)
+    with inner_autocast("cpu", "bf16"):
+        served = adapt(model, base, fast0, batch, log_lrs, config, final_loss=True)
+        general = adapt(model, base, fast0, batch, log_lrs, config, order="first", final_loss=True)
+    torch.testing.assert_close(torch.stack(served.losses), torch.stack(general.losses), rtol=2e-3, atol=0.0)
+    for n in fast0:
+        torch.testing.assert_close(served.fast[n], general.fast[n].detach(), rtol=1e-2, atol=1e-4)
