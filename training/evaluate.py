@@ -67,6 +67,7 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
         raise ValueError(f"method must be reckoning, icr or no-knowledge, not {method!r}")
     hits: dict[str, list[int]] = defaultdict(list)
     by_answer: dict[str, list[int]] = defaultdict(list)
+    confusion: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))  # gold answer -> predicted -> n
     by_depth: dict[str, list[int]] = defaultdict(list)
     by_grammar: dict[str, list[int]] = defaultdict(list)
     by_size: dict[str, list[int]] = defaultdict(list)
@@ -92,6 +93,7 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
                 ok = int(a.answer == q.answer)
                 hits["all"].append(ok)
                 by_answer[q.answer].append(ok)
+                confusion[q.answer][a.answer] += 1
                 if q.depth is not None:
                     by_depth[str(q.depth)].append(ok)
                 if q.grammar is not None:
@@ -103,6 +105,7 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
         "n_questions": len(hits["all"]),
         "n_theories": len(episodes),
         "by_answer": {k: acc(v) for k, v in sorted(by_answer.items())},
+        "confusion": {gold: dict(sorted(got.items())) for gold, got in sorted(confusion.items())},
         "setting": setting,
         "method": method,
         "recall": round(sum(recalls) / len(recalls), 4) if recalls else None,

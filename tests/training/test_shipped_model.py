@@ -49,6 +49,9 @@ def test_shipped_model_keeps_its_accuracy_on_every_slice(name: str, eval_slices:
     for slice_name, floor in FLOORS[name].items():
         out = evaluate(r, eval_slices[slice_name], method=MODELS[name], with_recall=False)
         assert out["accuracy"] >= floor, (name, slice_name, out["accuracy"], floor)
+        confusion = out["confusion"]  # gold -> predicted -> count: every question once, its diagonal the hits
+        assert sum(sum(row.values()) for row in confusion.values()) == out["n_questions"]
+        assert sum(row.get(gold, 0) for gold, row in confusion.items()) == round(out["accuracy"] * out["n_questions"])
         if slice_name == FLOORS["per_label"][name]:  # on the model's own language: every label above chance
             assert min(out["by_answer"].values()) > 1 / 3, (name, slice_name, out["by_answer"])
 
