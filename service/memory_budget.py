@@ -2,9 +2,10 @@
 default share of it.
 
 A replica's distinct-id throughput depends on whether its working set of knowledge sets fits in the weight
-cache: an ask for a cached id costs its forward pass, any other fetches, authenticates, deserializes and
-factors a ~0.7 MB blob first. A fixed 256 MiB held about 190 sets of the default model and ran 1,000 distinct
-ids at 0.63 of a hot id's asks/s (results/full/bench.json, session 9). The default is therefore a share of
+cache: an ask for a cached id costs its forward pass; any other ask first fetches, authenticates, deserializes
+and factors a ~0.7 MB blob. A fixed 256 MiB held about 190 sets of the default model and ran 1,000 distinct
+ids at 0.63 of a hot id's asks/s (results/full/bench.json as of commit 477c714; the memory-sized default
+ran them at 0.98 in the same bench, results/full/bench.json now). The default is therefore a share of
 the memory the process may use, bounded both ways: small containers keep the old bound, large machines do not
 hold more than MAX_AUTO_BYTES of weights that a restart would have to rebuild anyway.
 """
