@@ -34,11 +34,14 @@ class WeightCache:
 
     def __init__(self, max_bytes: int) -> None:
         self._entries: LRUCache[Key, _Entry] = LRUCache(maxsize=max_bytes, getsizeof=lambda e: e.nbytes)
-        self.max_bytes = max_bytes
         WEIGHT_CACHE_LIMIT_BYTES.set(max_bytes)
         # Bumped by every invalidate(): weights built across one (a DELETE landing while a blob was being
         # loaded) are not cached, as they could never be served and would only hold memory.
         self.version = 0
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self._entries.maxsize)
 
     def __len__(self) -> int:
         return len(self._entries)
