@@ -55,6 +55,12 @@ class Rule:
     def variable(self) -> bool:
         return any(VAR in (c.subject, c.object) for c in (*self.conditions, self.conclusion))
 
+    def concludes(self, statement: Literal) -> bool:
+        """Whether some grounding of this rule's conclusion is the statement or its negation."""
+        c = self.conclusion
+        return c.relation == statement.relation and c.object in (statement.object, VAR) \
+            and c.subject in (statement.subject, VAR)
+
 
 # ---------------------------------------------------------------- verbs
 
@@ -363,9 +369,7 @@ class Closure:
     def related(self, statement: Literal) -> tuple[str, ...]:
         """Support for an Unknown: the facts about its subject and the rules that could conclude it."""
         facts = [s for lit, s in self.theory.facts if statement.subject in (lit.subject, lit.object)]
-        rules = [r.text for r in self.theory.rules
-                 if r.conclusion.relation == statement.relation and r.conclusion.object in (statement.object, VAR)
-                 and r.conclusion.subject in (statement.subject, VAR)]
+        rules = [r.text for r in self.theory.rules if r.concludes(statement)]
         return tuple(dict.fromkeys(facts + rules))
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from training.data.depth5 import read_depth5_mixed
 from training.data.episode import Episode, data_dir
 from training.data.pw_gen import draw_lexicon, generate_full_episode, questions_for_full
-from training.data.pw_logic import VAR, Theory, parse_statement, solve
+from training.data.pw_logic import Theory, parse_statement, solve
 
 KINDS = ("absent", "rule", "other")
 
@@ -28,13 +28,7 @@ def unknown_kind(theory: Theory, statement: str) -> str:
     lit = parse_statement(statement)
     if lit.subject not in theory.entities():
         return "absent"
-    concluded = any(
-        r.conclusion.relation == lit.relation
-        and r.conclusion.object in (lit.object, VAR)
-        and r.conclusion.subject in (lit.subject, VAR)
-        for r in theory.rules
-    )
-    return "rule" if concluded else "other"
+    return "rule" if any(r.concludes(lit) for r in theory.rules) else "other"
 
 
 def shares(episodes: Iterable[Episode]) -> dict[str, Any]:
