@@ -45,7 +45,7 @@ class BenchConfig:
     encode_option_theories: int = 60
     encode_option_steps: tuple[int, ...] = (2, 3)
     adaptive_thresholds: tuple[float, ...] = (0.8, 0.5, 0.35)
-    k2_model: Path | None = Path("models/reckoning-proofwriter-k2")
+    k2_model: Path | None = Path("models/reckoning-full-k2")  # the default, meta-trained on for K=2
     # --- batched encodes ---
     encode_batch_sizes: tuple[int, ...] = (1, 4, 16)
     encode_batch_repeats: int = 3

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 FLOORS = json.loads((REPO / "tests" / "training" / "shipped_floors.json").read_text())
 # (model folder, method)
 MODELS = {"reckoning-proofwriter": "reckoning", "reckoning-full": "reckoning", "reckoning-full6": "reckoning",
-          "icr-full": "icr"}
+          "reckoning-full-k2": "reckoning", "icr-full": "icr"}
 
 
 def slices(shared: Path) -> dict[str, list[Episode]]:
