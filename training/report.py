@@ -256,9 +256,9 @@ FULL6_VERDICT = ("It is now a little ahead of the 4-block default on every colum
 
 # How the K=2 option compares with the default (the columns to read are named).
 K2_VERDICT = ("Against the default it is level on the full-language columns (depth5 dev, generated, hand-written "
-              "within a point or two either way) but 3 points lower on the old owa benchmark and 8 lower on fact "
-              "recall, so it stays an option; its encodes cost about half, which is what the break-even target "
-              "needs (Cheaper encodes, below).")
+              "within a point or two either way) but 2 to 3 points lower on the old owa benchmark (all of it, and its "
+              "first 80 theories) and 8 lower on fact recall, so it stays an option; its encodes cost about half, "
+              "which is what the break-even target needs (Cheaper encodes, below).")
 
 
 def render() -> str:
