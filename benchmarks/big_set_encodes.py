@@ -18,6 +18,7 @@ from typing import Any
 from torch import Tensor
 
 from benchmarks.knowledge_sets import knowledge_set
+from benchmarks.scaling import count_right
 from reckoning_core.reckoner import Reckoner
 from training.data.episode import Episode
 
@@ -45,9 +46,8 @@ def _accuracy(reckoner: Reckoner, sets: list[Episode], chunk: int | None) -> flo
         facts = list(ep.facts)
         delta = (_chunked_delta(reckoner, facts, chunk) if chunk
                  else reckoner.encode(facts, with_recall=False).delta)
-        answers = reckoner.answer([q.text for q in ep.questions], delta)
-        right += sum(a.answer == q.answer for a, q in zip(answers, ep.questions, strict=True))
-        total += len(answers)
+        got, n = count_right(reckoner.answer([q.text for q in ep.questions], delta), ep)
+        right, total = right + got, total + n
     return right / total
 
 

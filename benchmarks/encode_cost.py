@@ -16,7 +16,7 @@ from benchmarks.config import BenchConfig
 from benchmarks.data import distinct_sets
 from benchmarks.latency import break_even
 from benchmarks.prefix import break_even_prefix
-from benchmarks.scaling import fact_tokens
+from benchmarks.scaling import count_right, fact_tokens
 from benchmarks.timing import measure_interleaved
 from reckoning_core.reckoner import MergedWeights, Reckoner
 from training.data.episode import Episode
@@ -71,9 +71,8 @@ def _dev_accuracy(v: Variant, theories: list[Episode]) -> dict[str, Any]:
         enc = v.reckoner.encode(list(t.facts), with_recall=False, stop_below=v.stop_below)
         seconds.append(time.perf_counter() - started)
         steps.append(enc.steps)
-        answers = v.reckoner.answer([q.text for q in t.questions], enc.delta)
-        right += sum(a.answer == q.answer for a, q in zip(answers, t.questions, strict=True))
-        total += len(answers)
+        got, n = count_right(v.reckoner.answer([q.text for q in t.questions], enc.delta), t)
+        right, total = right + got, total + n
     return {"accuracy": round(right / total, 4), "n_questions": total, "mean_steps": round(statistics.mean(steps), 3),
             "slice_encode_mean_ms": round(1e3 * statistics.mean(seconds), 3)}
 
@@ -124,8 +123,8 @@ def cheaper_encodes(reckoner: Reckoner, icr: Reckoner, theories: list[Episode], 
     for t in dev:
         answers = icr.answer_from_context(icr.prefill_context(list(t.facts)), list(t.facts),
                                           [q.text for q in t.questions])
-        icr_right += sum(a.answer == q.answer for a, q in zip(answers, t.questions, strict=True))
-        icr_total += len(answers)
+        got, n_asked = count_right(answers, t)
+        icr_right, icr_total = icr_right + got, icr_total + n_asked
     base = rows[0]["accuracy"]
     for r in rows:
         r["accuracy_drop_pts"] = round(100 * (base - r["accuracy"]), 2)

@@ -29,7 +29,8 @@ def _chunks(items: list[str]) -> Iterator[list[str]]:
         yield items[i : i + ANSWER_CHUNK]
 
 
-def _accuracy(answers: list[Answer], episode: Episode) -> tuple[int, int]:
+def count_right(answers: list[Answer], episode: Episode) -> tuple[int, int]:
+    """(right, asked) for answers to the episode's questions, in order."""
     return sum(a.answer == q.answer for a, q in zip(answers, episode.questions, strict=True)), len(answers)
 
 
@@ -75,12 +76,12 @@ def _accuracies(reckoner: Reckoner, icr: Reckoner, size: _Size, delta_dtype: str
         texts = [q.text for q in ep.questions]
         w = reckoner.merged(stored_form(reckoner, reckoner.encode(list(ep.facts), with_recall=False).delta,
                                         delta_dtype, delta_rank)[1])
-        got, n = _accuracy([a for c in _chunks(texts) for a in reckoner.answer(c, w)], ep)
+        got, n = count_right([a for c in _chunks(texts) for a in reckoner.answer(c, w)], ep)
         right_r, total = right_r + got, total + n
         if size.fits:
             c = icr.prefill_context(list(ep.facts))  # answers equal plain in-context ones (tests/core)
-            right_i += _accuracy([a for ch in _chunks(texts) for a in icr.answer_from_context(c, list(ep.facts), ch)],
-                                 ep)[0]
+            right_i += count_right([a for ch in _chunks(texts) for a in icr.answer_from_context(c, list(ep.facts), ch)],
+                                   ep)[0]
     return right_r / total, (right_i / total if size.fits else None), total
 
 
