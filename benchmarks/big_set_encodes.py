@@ -1,8 +1,11 @@
 """Serve-time levers for knowledge sets past the training sizes, no meta-training: a scaled inner LR, and the sum
 of per-chunk deltas in place of one joint encode. Accuracy only (no timings), on solver-labelled generated sets
-drawn with their own seed (not the bench's scaling sets), so it is a tuning slice, not a held-out figure.
+drawn with their own seed (not the bench's scaling sets), so it is a tuning slice, not a held-out figure. Every
+lever is relative to the learned LRs as trained: a model's own size scaling (lr_size_ref) is switched off here.
 
     python -m benchmarks.big_set_encodes --model models/reckoning-full --out results/big-set-encodes.json
+    python -m benchmarks.big_set_encodes --sizes 128,256 --sets 6 --scales 1,1.5,2,3 --chunks 0 \
+        --seed lr-check --out results/big-set-encodes-check.json
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from training.data.episode import Episode
 
 
 def _with_lr_scale(reckoner: Reckoner, scale: float) -> Reckoner:
-    """The same weights with every learned inner LR multiplied by `scale`."""
-    ckpt = replace(reckoner.ckpt, log_lrs={k: v + math.log(scale) for k, v in reckoner.ckpt.log_lrs.items()})
+    """The same weights with every learned inner LR multiplied by `scale` at every set size (no size scaling)."""
+    ckpt = reckoner.ckpt
+    ckpt = ckpt.with_config(replace(ckpt.config, encode=replace(ckpt.config.encode, lr_size_ref=0)))
+    ckpt = replace(ckpt, log_lrs={k: v + math.log(scale) for k, v in ckpt.log_lrs.items()})
     return Reckoner(ckpt, reckoner.device, reckoner.inner_autocast)
 
 
@@ -51,24 +56,26 @@ def _accuracy(reckoner: Reckoner, sets: list[Episode], chunk: int | None) -> flo
     return right / total
 
 
-def run(model: Path, sizes: list[int], scales: list[float], chunks: list[int]) -> dict[str, Any]:
-    reckoner = Reckoner.from_pretrained(model, device="cpu", torch_threads=1, inner_autocast="auto")
+def run(model: Path, sizes: list[int], scales: list[float], chunks: list[int], n_sets: int | None = None,
+        seed: str = "big-set-encodes") -> dict[str, Any]:
+    reckoner = _with_lr_scale(Reckoner.from_pretrained(model, device="cpu", torch_threads=1, inner_autocast="auto"),
+                              1.0)
     rows = []
     for n in sizes:
-        rng = random.Random(f"big-set-encodes-{n}")
-        sets = [knowledge_set(rng, i, n) for i in range(2 if n >= 128 else 6)]
+        rng = random.Random(f"{seed}-{n}")
+        sets = [knowledge_set(rng, i, n) for i in range(n_sets or (2 if n >= 128 else 6))]
         n_q = sum(len(ep.questions) for ep in sets)
         for scale in scales:
             acc = _accuracy(_with_lr_scale(reckoner, scale), sets, None)
             rows.append({"n_sentences": n, "lever": f"inner LR x{scale:g}", "accuracy": round(acc, 4), "n": n_q})
             print(rows[-1], flush=True)
         for chunk in chunks:
-            if chunk < n:
+            if 0 < chunk < n:
                 acc = _accuracy(reckoner, sets, chunk)
                 rows.append({"n_sentences": n, "lever": f"sum of deltas of {chunk}-sentence chunks",
                              "accuracy": round(acc, 4), "n": n_q})
                 print(rows[-1], flush=True)
-    return {"model": str(model), "inner_autocast": reckoner.inner_autocast, "rows": rows}
+    return {"model": str(model), "inner_autocast": reckoner.inner_autocast, "seed": seed, "rows": rows}
 
 
 def main() -> None:
@@ -76,11 +83,13 @@ def main() -> None:
     p.add_argument("--model", type=Path, default=Path("models/reckoning-full"))
     p.add_argument("--sizes", default="64,256")
     p.add_argument("--scales", default="1,2,4")
-    p.add_argument("--chunks", default="64,32")
+    p.add_argument("--chunks", default="64,32")  # 0: none
+    p.add_argument("--sets", type=int, default=None, help="sets per size (default: 2 from 128 sentences, else 6)")
+    p.add_argument("--seed", default="big-set-encodes", help="the sets' seed prefix")
     p.add_argument("--out", type=Path, default=Path("results/big-set-encodes.json"))
     a = p.parse_args()
     out = run(a.model, [int(x) for x in a.sizes.split(",")], [float(x) for x in a.scales.split(",")],
-              [int(x) for x in a.chunks.split(",")])
+              [int(x) for x in a.chunks.split(",")], a.sets, a.seed)
     a.out.write_text(json.dumps(out, indent=1) + "\n")
 
 

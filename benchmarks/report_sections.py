@@ -198,6 +198,11 @@ def where_each_wins(data: dict[str, Any]) -> str:
                                f"(window {r['context_window']}), RECKONING answers with accuracy "
                                f"{_pct(r['accuracy_reckoning'])} (majority label {_pct(r.get('majority_label_share'))})"
                                for r in beyond) + ".")
+        ref = (data.get("model") or {}).get("lr_size_ref")
+        if ref:
+            out.append(f"Past {ref} sentences the encode scales every inner LR by √(n/{ref}) (the model's "
+                       "`lr_size_ref`): meta-training saw at most 64, and the inner loss is a mean over the set, so "
+                       "each fact's pull would otherwise weaken as the set grows.")
         if all(r["accuracy_reckoning"] <= (r.get("majority_label_share") or 0) + 0.02 for r in beyond):
             out.append("The shipped model scores at the majority label on these generated full-language sets, so "
                        "past the window it answers but does not yet answer well: those rows show cost and bytes, "

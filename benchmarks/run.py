@@ -115,6 +115,7 @@ def run_bench(cfg: BenchConfig, log: TextIO = sys.stderr) -> dict[str, Any]:
             "fingerprint": reckoner.fingerprint,
             "fast_weights": spec_json(reckoner.config.encode.fast_weights),
             "inner_steps": reckoner.config.encode.inner_steps,
+            "lr_size_ref": reckoner.config.encode.lr_size_ref,  # size scaling of the inner LRs (0: off)
             "inner_autocast": reckoner.inner_autocast,  # what the setting resolved to on this machine
             "inner_autocast_setting": DEFAULT_INNER_AUTOCAST,
             "parameters": sum(p.numel() for p in reckoner.model.parameters()),

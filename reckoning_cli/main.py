@@ -9,7 +9,7 @@ from reckoning_cli import bench, serving, training_cmds
 
 EPILOG = """\
 serving:    serve, encode, ask          (extra: serve)
-training:   train, eval, export, grow, report (extra: train)
+training:   train, eval, export, configure, grow, report (extra: train)
 benchmarks: bench run, bench ab, bench report (extra: bench)
 `reckoning COMMAND --help` describes one command."""
 

@@ -1,5 +1,5 @@
-"""`reckoning train | eval | export | grow | report`: meta-training, evaluation, shipping and growing a model,
-results (`training`)."""
+"""`reckoning train | eval | export | configure | grow | report`: meta-training, evaluation, shipping, configuring
+and growing a model, results (`training`)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,12 @@ def _export(args: argparse.Namespace) -> None:
     from training.export import export
 
     print(export(args.run, args.dest, args.command_line, args.checkpoint, args.resumed_console))
+
+
+def _configure(args: argparse.Namespace) -> None:
+    from reckoning_core.checkpoint import set_lr_size_ref
+
+    print(f"{args.model}: lr_size_ref {args.lr_size_ref}, fingerprint {set_lr_size_ref(args.model, args.lr_size_ref)}")
 
 
 def _grow(args: argparse.Namespace) -> None:
@@ -79,6 +85,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     x.add_argument("--resumed-console", action="append", type=Path, default=[],
                    help="console log of a resumed stage, in order (RUN.log is the first stage's)")
     x.set_defaults(handler=_export, extra="train")
+
+    c = sub.add_parser("configure", help="set a shipped model's encode-time LR size scaling (weights unchanged)")
+    c.add_argument("model", type=Path, help="models/NAME")
+    c.add_argument("--lr-size-ref", type=int, required=True,
+                   help="sets of n facts past this many encode with every inner LR times sqrt(n / it); 0 = off")
+    c.set_defaults(handler=_configure, extra="train")
 
     g = sub.add_parser("grow", help="a deeper checkpoint computing the same function (identity blocks inserted)")
     g.add_argument("src", type=Path, help="a checkpoint folder")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -46,10 +46,12 @@ def stack_sets(batches: list[FactBatch], pad_id: int) -> FactBatch:
 
 
 def adapt_sets(model: nn.Module, base: Mapping[str, Tensor], fast: Mapping[str, Tensor], stacked: FactBatch,
-               log_lrs: Mapping[str, Tensor], config: EncodeConfig) -> list[Params]:
+               log_lrs: Mapping[str, Tensor], config: EncodeConfig,
+               lr_scales: Sequence[float] | None = None) -> list[Params]:
     """adapt(order="none") for S sets at once: the same K steps (SGD or Adam, the learned per-step LRs), with
     each set's own fast weights, its gradient from its own loss only (vmap of torch.func.grad). Returns one
-    delta per set, equal to that set's single encode up to float rounding (tested).
+    delta per set, equal to that set's single encode up to float rounding (tested). `lr_scales` multiplies
+    each set's LRs (config.lr_scale of its size), as size_scaled_lrs does for one set.
 
     GPT-2's pad-token check (DESIGN section 4) is data-dependent only without an attention mask; the
     stacked batch always carries one, so vmap runs.
@@ -60,6 +62,10 @@ def adapt_sets(model: nn.Module, base: Mapping[str, Tensor], fast: Mapping[str, 
     n_sets = stacked.input_ids.shape[0]
     names = list(fast)
     cur: Params = {n: t.detach().expand(n_sets, *t.shape).clone() for n, t in fast.items()}
+    if lr_scales is not None and len(lr_scales) != n_sets:
+        raise ValueError(f"{len(lr_scales)} LR scales for {n_sets} knowledge sets")
+    scales = torch.tensor(list(lr_scales) if lr_scales is not None else [1.0] * n_sets,
+                          device=stacked.input_ids.device)
 
     def loss(f: Params, ids: Tensor, mask: Tensor, labels: Tensor, pos: Tensor) -> Tensor:
         return fact_loss(model, base, f, FactBatch(ids, mask, labels, pos))
@@ -74,7 +80,7 @@ def adapt_sets(model: nn.Module, base: Mapping[str, Tensor], fast: Mapping[str, 
                 grads = per_set_grad(cur, stacked.input_ids, stacked.attention_mask, stacked.labels, positions)
             for n in names:
                 g = grads[n]
-                lr = log_lrs[n][step].exp()
+                lr = log_lrs[n][step].exp() * scales.view(n_sets, *([1] * (g.dim() - 1)))
                 if config.optimizer == "adam":
                     m[n] = b1 * m[n] + (1 - b1) * g
                     v[n] = b2 * v[n] + (1 - b2) * g * g

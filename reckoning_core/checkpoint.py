@@ -57,15 +57,18 @@ class Checkpoint:
         return _fingerprint(self.model.state_dict(), self.log_lrs, self.lora_init, self.tokenizer, self.config)
 
     def with_config(self, config: ReckoningConfig) -> Checkpoint:
-        """Same weights under another config; learned LRs survive when the encode config does, and are
-        regrouped (`regroup_lrs`) when only the number of inner steps changes."""
+        """Same weights under another config; learned LRs survive when the encode config does (the fact-length
+        budget and the size scaling of the LRs aside), and are regrouped (`regroup_lrs`) when only the number of
+        inner steps changes."""
         old = self.config.encode
         keep = config.encode == old
         log_lrs = self.log_lrs if keep else {}
         # the LRs belong to the fast weights and steps, not to the fact-length budget
-        same_weights = replace(config.encode, inner_steps=old.inner_steps, max_fact_tokens=old.max_fact_tokens) == old
-        if not keep and same_weights:
-            log_lrs = {n: regroup_lrs(v, config.encode.inner_steps) for n, v in self.log_lrs.items()}
+        same_weights = replace(config.encode, inner_steps=old.inner_steps, max_fact_tokens=old.max_fact_tokens,
+                               lr_size_ref=old.lr_size_ref) == old
+        if not keep and same_weights:  # the very LRs when the steps are the same too (no round through regroup)
+            log_lrs = (dict(self.log_lrs) if config.encode.inner_steps == old.inner_steps else
+                       {n: regroup_lrs(v, config.encode.inner_steps) for n, v in self.log_lrs.items()})
         return replace(self, config=config, log_lrs=log_lrs, lora_init=self.lora_init if keep or same_weights else {})
 
 
@@ -121,6 +124,20 @@ def save_checkpoint(ckpt: Checkpoint, path: str | Path, dtype: torch.dtype | Non
     meta = {**ckpt.config.to_dict(), "fingerprint": served}
     (path / RECKONING_JSON).write_text(json.dumps(meta, indent=2) + "\n")
     return path
+
+
+def set_lr_size_ref(path: str | Path, lr_size_ref: int) -> str:
+    """Set a checkpoint folder's EncodeConfig.lr_size_ref (the size scaling of its inner LRs), weights and learned
+    LRs untouched: reckoning.json is rewritten with the fingerprint the folder now serves with, which it returns."""
+    path = Path(path)
+    if not (path / RECKONING_JSON).exists():
+        raise CheckpointError(f"{path} has no {RECKONING_JSON}: not a reckoning checkpoint")
+    ckpt = load_checkpoint(path)
+    changed = ckpt.with_config(replace(ckpt.config, encode=replace(ckpt.config.encode, lr_size_ref=lr_size_ref)))
+    fingerprint = changed.fingerprint()
+    (path / RECKONING_JSON).write_text(json.dumps({**changed.config.to_dict(), "fingerprint": fingerprint},
+                                                  indent=2) + "\n")
+    return fingerprint
 
 
 _SAME_FUNCTION_FASTER = {"gelu_new": "gelu_pytorch_tanh"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,9 @@ class EncodeConfig:
     adam_eps: float = 1e-8
     max_fact_tokens: int = 64
     fast_weights: FastWeightSpec = field(default_factory=FastWeightSpec)
+    # 0: off. A set of n facts past this many scales every inner LR by sqrt(n / lr_size_ref). The inner loss is
+    # a mean over the set's tokens, so each fact's pull weakens as sets outgrow the sizes meta-training saw.
+    lr_size_ref: int = 0
 
     def __post_init__(self) -> None:
         if self.inner_steps < 0:
@@ -56,9 +60,24 @@ class EncodeConfig:
             raise ValueError(f"optimizer must be sgd or adam, not {self.optimizer!r}")
         if self.init_lr <= 0:
             raise ValueError("init_lr must be positive")
+        if self.lr_size_ref < 0:
+            raise ValueError("lr_size_ref must be >= 0 (0: off)")
+
+    def lr_scale(self, n_facts: int) -> float:
+        """What every inner LR is multiplied by for a set of n_facts (1.0 up to lr_size_ref, or when off)."""
+        if not self.lr_size_ref or n_facts <= self.lr_size_ref:
+            return 1.0
+        return math.sqrt(n_facts / self.lr_size_ref)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        # off, it is left out: the hash, the fingerprints and every stored delta's id stay what they were before it
+        if not self.lr_size_ref:
+            del d["lr_size_ref"]
+        return d
 
     def hash(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -98,7 +117,7 @@ class ReckoningConfig:
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "encode": self.encode.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ReckoningConfig:

@@ -44,6 +44,15 @@ def init_log_lrs(fast: Mapping[str, Tensor], config: EncodeConfig) -> Params:
     return {n: torch.full((config.inner_steps,), math.log(config.init_lr)) for n in fast}
 
 
+def size_scaled_lrs(log_lrs: Mapping[str, Tensor], config: EncodeConfig, n_facts: int) -> Mapping[str, Tensor]:
+    """The learned log LRs for a set of n_facts: shifted by log(config.lr_scale(n_facts)), which keeps them
+    differentiable; the same mapping when the scale is 1."""
+    scale = config.lr_scale(n_facts)
+    if scale == 1.0:
+        return log_lrs
+    return {n: v + math.log(scale) for n, v in log_lrs.items()}
+
+
 def fact_loss(model: nn.Module, base: Mapping[str, Tensor], fast: Mapping[str, Tensor], batch: FactBatch) -> Tensor:
     return _loss(model, merge(base, fast), batch)
 

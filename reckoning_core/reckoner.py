@@ -22,7 +22,7 @@ from reckoning_core.device import (
     resolve_device,
 )
 from reckoning_core.fast_weights import adapted_names, base_params, init_fast, merge
-from reckoning_core.inner_loop import FactBatch, adapt
+from reckoning_core.inner_loop import FactBatch, adapt, size_scaled_lrs
 from reckoning_core.knowledge_ids import knowledge_id, normalize_facts
 from reckoning_core.low_rank_forward import FactorHooks, Factors, split
 from reckoning_core.prefix_cache import PrefixCache, context_prefix, prefill, score_from_prefix
@@ -140,7 +140,8 @@ class Reckoner:
         fast0 = init_fast(self.model, enc.fast_weights, self.ckpt.lora_init)
         # the recall forward also gives the final fact loss, so adapt() need not run one more
         with inner_autocast(self.device, self.inner_autocast):
-            result = adapt(self.model, self.base, fast0, batch, self.log_lrs, enc, order="none",
+            result = adapt(self.model, self.base, fast0, batch, size_scaled_lrs(self.log_lrs, enc, len(norm)), enc,
+                           order="none",
                            final_loss=not with_recall, stop_below=stop_below)
         if with_recall:
             rec = fact_recall(self.model, merge(self.base, result.fast), self.tokenizer, norm, enc.max_fact_tokens)
@@ -152,10 +153,12 @@ class Reckoner:
     def encode_many(self, fact_sets: list[list[str]]) -> list[dict[str, Tensor]]:
         """One delta per knowledge set, all sets through one inner loop (batched_encode); no recall check."""
         enc = self.config.encode
-        stacked = stack_sets([self._fact_batch(facts)[1] for facts in fact_sets], self.tokenizer.pad_token_id)
+        prepared = [self._fact_batch(facts) for facts in fact_sets]
+        stacked = stack_sets([batch for _, batch in prepared], self.tokenizer.pad_token_id)
         fast0 = init_fast(self.model, enc.fast_weights, self.ckpt.lora_init)
         with inner_autocast(self.device, self.inner_autocast):
-            return adapt_sets(self.model, self.base, fast0, stacked, self.log_lrs, enc)
+            return adapt_sets(self.model, self.base, fast0, stacked, self.log_lrs, enc,
+                              [enc.lr_scale(len(norm)) for norm, _ in prepared])
 
     def prefill_context(self, facts: list[str]) -> PrefixCache:
         """In-context reasoning with a prefix cache, step 1: the facts' keys and values, computed once."""

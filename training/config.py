@@ -58,6 +58,7 @@ class TrainConfig:
     fast_rank: int = 8
     order: str = "second"  # "second" or "first"
     max_fact_tokens: int = 64  # a fact row's token budget (EncodeConfig.max_fact_tokens)
+    lr_size_ref: int = 0  # sets past this many facts scale the inner LRs by sqrt(n / it) (EncodeConfig); 0: off
     pack_facts: bool = True  # several facts per inner-loop row (same loss as padded rows, tested)
     fact_template: str = "{fact}"  # how facts are written for the inner loop (PromptFormat.fact)
     fact_weight: float = 0.5  # multi-task: weight of the post-adaptation fact loss (0 = single-task)

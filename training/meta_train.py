@@ -17,7 +17,7 @@ from reckoning_core.batching import fact_batch, packed_fact_batch, prompt_batch
 from reckoning_core.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from reckoning_core.config import EncodeConfig, FastWeightSpec, PromptFormat, ReckoningConfig
 from reckoning_core.fast_weights import forward, init_fast, merge
-from reckoning_core.inner_loop import adapt, fact_loss
+from reckoning_core.inner_loop import adapt, fact_loss, size_scaled_lrs
 from reckoning_core.losses import answer_loss, label_logits, multitask
 from reckoning_core.reckoner import Reckoner
 from reckoning_core.tokenizer import train_bpe
@@ -38,7 +38,8 @@ from training.train_state import atomic_save, load_state, rank_rng_state, rng_to
 def reckoning_config(cfg: TrainConfig) -> ReckoningConfig:
     spec = FastWeightSpec(mode=cfg.fast_mode, patterns=tuple(cfg.fast_patterns), rank=cfg.fast_rank)  # type: ignore[arg-type]
     enc = EncodeConfig(inner_steps=cfg.inner_steps, optimizer=cfg.inner_optimizer,  # type: ignore[arg-type]
-                       init_lr=cfg.inner_init_lr, max_fact_tokens=cfg.max_fact_tokens, fast_weights=spec)
+                       init_lr=cfg.inner_init_lr, max_fact_tokens=cfg.max_fact_tokens, fast_weights=spec,
+                       lr_size_ref=cfg.lr_size_ref)
     return ReckoningConfig(encode=enc, prompt=PromptFormat(
         fact=cfg.fact_template, in_context=cfg.in_context_template, context_fact=cfg.context_fact_template,
         context_sep=cfg.context_sep), labels=LABELS)
@@ -115,7 +116,8 @@ def reckoning_episode_loss(ckpt: Checkpoint, cfg: TrainConfig, ep: Episode, labe
              else fact_batch(tok, texts, enc.max_fact_tokens, cfg.device))
     base = dict(model.named_parameters())  # live parameters: the outer loop trains them
     fast0 = init_fast(model, enc.fast_weights, ckpt.lora_init)
-    res = adapt(model, base, fast0, batch, ckpt.log_lrs, enc, order=cfg.order)  # type: ignore[arg-type]
+    log_lrs = size_scaled_lrs(ckpt.log_lrs, enc, len(texts))  # as serving scales them (off unless lr_size_ref)
+    res = adapt(model, base, fast0, batch, log_lrs, enc, order=cfg.order)  # type: ignore[arg-type]
     qb = prompt_batch(tok, [ckpt.config.prompt.question_prompt(q.text) for q in questions], cfg.device)
     logits = forward(model, merge(base, res.fast), qb.input_ids, qb.attention_mask)  # (Q, T, V)
     choice = label_logits(logits, qb.last, torch.tensor(list(label_ids.values()), device=cfg.device))  # (Q, 3)

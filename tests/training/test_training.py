@@ -157,6 +157,26 @@ def test_episode_loss_is_the_same_on_packed_and_padded_fact_rows() -> None:
     # and the fact term matters: with position ids dropped on packed rows, this test fails (review finding)
 
 
+def test_episode_loss_scales_the_inner_lrs_as_serving_does() -> None:
+    """lr_size_ref applies in meta-training exactly as in Reckoner.encode: the same loss as LRs times sqrt(n/ref)."""
+    import math
+    import random
+    from dataclasses import replace
+
+    from training.data.theory_gen import generate_episode
+    from training.meta_train import label_token_ids, reckoning_episode_loss
+
+    ckpt = load_checkpoint(REPO / "models" / "reckoning-proofwriter")
+    ep = generate_episode(random.Random(3))
+    cfg = TrainConfig(max_questions=8, fact_weight=0.5)  # knowledge "full": every fact of the theory
+    on = ckpt.with_config(replace(ckpt.config, encode=replace(ckpt.config.encode, lr_size_ref=2)))
+    by_hand = replace(ckpt, log_lrs={n: v + 0.5 * math.log(len(ep.facts) / 2) for n, v in ckpt.log_lrs.items()})
+    losses = [float(reckoning_episode_loss(c, cfg, ep, label_token_ids(c), random.Random(0))[0])
+              for c in (on, by_hand, ckpt)]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4, abs=1e-5)
+    assert abs(losses[0] - losses[2]) > 1e-3  # the scale is in effect
+
+
 def test_config_rejects_unknown_keys(tmp_path: Path) -> None:
     p = tmp_path / "c.yaml"
     p.write_text("n_layers: 3\n")
