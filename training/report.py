@@ -249,16 +249,31 @@ def plots() -> list[str]:
     return made
 
 
-# How the 6-block option compares with the default on the table above (the columns to read are named).
-FULL6_VERDICT = ("It is now a little ahead of the 4-block default on every column of the table, on depth5 dev by "
-                 "less than that slice's sampling noise, at 1.5 times the compute per encode and ask; the default "
-                 "stays at 4 blocks, whose encodes already miss the break-even target (Performance below).")
+# How the 6-block option compares with the default: the figures come from compare_with_default, the judgement is this.
+FULL6_VERDICT = ("It costs 1.5 times the compute per encode and ask, so the default stays at 4 blocks, whose encodes "
+                 "already miss the break-even target (Performance below).")
 
-# How the K=2 option compares with the default (the columns to read are named).
-K2_VERDICT = ("Against the default it is level on the full-language columns (depth5 dev, generated, hand-written "
-              "within a point or two either way) but 2 to 3 points lower on the old owa benchmark (all of it, and its "
-              "first 80 theories) and 8 lower on fact recall, so it stays an option; its encodes cost about half, "
-              "which is what the break-even target needs (Cheaper encodes, below).")
+# How the K=2 option compares with the default: the figures come from compare_with_default, the judgement is this.
+K2_VERDICT = ("It stays an option while it is lower than the default on the old owa benchmark or on fact recall; its "
+              "encodes cost about half, which is what the break-even target needs (Cheaper encodes, below).")
+
+# (column, eval tag, field): what compare_with_default reads from results/eval/MODEL--reckoning--TAG.json
+COMPARED = [("depth5 dev", "depth5-dev", "accuracy"), ("generated 1-4", "gen-1-4", "accuracy"),
+            ("hand-written", "handwritten", "accuracy"), ("size curve", "size-curve", "accuracy"),
+            ("owa first 80 theories", "owa-full-80", "accuracy"), ("owa full theory", "full-theory", "accuracy"),
+            ("owa proof-only", "proof-only", "accuracy"), ("fact recall (generated 1-4)", "gen-1-4", "recall")]
+
+
+def compare_with_default(model: str, default: str = "models/reckoning-full") -> str:
+    """The option minus the default, in points, on every column both have an evaluation for."""
+    diffs = []
+    for column, tag, field in COMPARED:
+        a, b = eval_path(model, "reckoning", tag), eval_path(default, "reckoning", tag)
+        if a.exists() and b.exists():
+            x, y = json.loads(a.read_text()).get(field), json.loads(b.read_text()).get(field)
+            if x is not None and y is not None:
+                diffs.append(f"{column} {100 * (x - y):+.1f}")
+    return "Against the default, in points: " + ", ".join(diffs) + "." if diffs else ""
 
 
 def render() -> str:
@@ -273,10 +288,12 @@ def render() -> str:
           full_table(), "",
           "The 6-block option is the default grown by `reckoning grow` (two identity blocks inserted, so it "
           "starts as the same function) and meta-trained on (steps and minutes in the Training table below; "
-          "stages in `models/reckoning-full6/TRAINING.md`). " + FULL6_VERDICT, "",
+          "stages in `models/reckoning-full6/TRAINING.md`). " + compare_with_default("models/reckoning-full6") + " "
+          + FULL6_VERDICT, "",
           "The K=2 option is the default meta-trained on for two inner steps instead of four "
           "(`training/configs/reckoning_full_k2.yaml`: its learned LRs regrouped pairwise, then 2,400 outer steps; "
-          "`reckoning serve --model models/reckoning-full-k2` serves it). " + K2_VERDICT, "",
+          "`reckoning serve --model models/reckoning-full-k2` serves it). "
+          + compare_with_default("models/reckoning-full-k2") + " " + K2_VERDICT, "",
           "![accuracy by knowledge-set size](results/accuracy_by_size.png)", "",
           "### Accuracy on owa_dev_natlang (3-way, majority class 50%)", "",
           "Full theory means every fact and rule of the theory is the knowledge, distractors included. "
