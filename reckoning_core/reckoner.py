@@ -141,8 +141,7 @@ class Reckoner:
         # the recall forward also gives the final fact loss, so adapt() need not run one more
         with inner_autocast(self.device, self.inner_autocast):
             result = adapt(self.model, self.base, fast0, batch, size_scaled_lrs(self.log_lrs, enc, len(norm)), enc,
-                           order="none",
-                           final_loss=not with_recall, stop_below=stop_below)
+                           order="none", final_loss=not with_recall, stop_below=stop_below)
         if with_recall:
             rec = fact_recall(self.model, merge(self.base, result.fast), self.tokenizer, norm, enc.max_fact_tokens)
             recall, final = rec.share, rec.loss
