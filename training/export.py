@@ -49,7 +49,10 @@ def export(run: Path, dest: Path, commands: list[str], checkpoint: str = "best",
         f"# {dest.name}", "",
         f"Trained by: {' then '.join(f'`{c}`' for c in commands)}", "",
         f"- config: `training/config.json` (full), method `{cfg['method']}`, init from `{cfg.get('init_from')}`",
-        f"- shipped checkpoint: `{checkpoint}` of the run (best = highest held-out validation accuracy)",
+        f"- shipped checkpoint: `{checkpoint}` of the run (best = highest held-out validation accuracy)"
+        + (f"; its own validation, at step {vals[-1]['step']}: {vals[-1]['val_acc']:.4f}"
+           + (f", by set {vals[-1]['val_by_set']}" if vals[-1].get("val_by_set") else "")
+           if checkpoint == "last" and vals and vals[-1]["step"] == recs[-1]["step"] else ""),
         f"- steps: {recs[-1]['step']}, wall time: {recs[-1]['elapsed_s'] / 60:.1f} min "
         "(all stages, summed over resumes)",
         f"- best held-out validation accuracy (mean over the held-out sets {cfg.get('val_sets', ['owa'])}; "

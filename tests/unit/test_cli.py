@@ -9,7 +9,7 @@ import pytest
 
 from reckoning_cli import main as cli
 
-COMMANDS = ["serve", "encode", "ask", "train", "eval", "export", "report", "bench"]
+COMMANDS = ["serve", "encode", "ask", "train", "eval", "export", "configure", "report", "bench"]
 
 
 def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -21,8 +21,8 @@ def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_help_lists_every_entry_point(capsys: pytest.CaptureFixture[str]) -> None:
     top = _help([], capsys)
-    for command in COMMANDS:
-        assert f"    {command} " in top, command
+    for command in COMMANDS:  # a long name wraps its help to the next line
+        assert f"    {command} " in top or f"    {command}\n" in top, command
     bench = _help(["bench"], capsys)
     for command in ("run", "ab", "report"):
         assert f"    {command} " in bench, command
@@ -50,6 +50,8 @@ def test_python_dash_m_is_the_same_command() -> None:
         (["train", "--config", "c.yaml", "--set", "a=1"], "training.cli.train_cmd", {"args": ("c.yaml", ["a=1"])}),
         (["export", "runs/x", "models/x", "--command", "reckoning train"], "training.export.export",
          {"args": (Path("runs/x"), Path("models/x"), ["reckoning train"], "best", [])}),
+        (["configure", "models/x", "--lr-size-ref", "64"], "reckoning_core.checkpoint.set_lr_size_ref",
+         {"args": (Path("models/x"), 64)}),
         (["report", "--evaluate"], "training.report.report", {"evaluate": True, "force": False}),
         (["bench", "run", "--quick"], "benchmarks.run.bench_cmd", {"quick": True, "out": "results/bench.json"}),
         (["bench", "ab", "--variant", "a:RECKONING_X=1", "--variant", "b:RECKONING_X=2", "--out", "o.json"],
