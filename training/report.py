@@ -16,7 +16,7 @@ RUNS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("RECKONING owa multi-task", "models/reckoning-proofwriter", "reckoning", ("full-theory", "proof-only")),
     ("RECKONING full language (default)", "models/reckoning-full", "reckoning", ("full-theory", "proof-only")),
     ("RECKONING owa K=2 (option)", "models/reckoning-proofwriter-k2", "reckoning", ("full-theory", "proof-only")),
-    ("RECKONING full language, K=2 (option)", "models/reckoning-full-k2", "reckoning", ("full-theory",)),
+    ("RECKONING full language, K=2 (option)", "models/reckoning-full-k2", "reckoning", ("full-theory", "proof-only")),
     ("RECKONING single-task", "models/reckoning-single-task", "reckoning", ("full-theory", "proof-only")),
     ("FT-ICR", "models/icr-proofwriter", "icr", ("full-theory", "proof-only")),
     ("RECKONING, inner loop off", "models/reckoning-proofwriter", "no-knowledge", ("full-theory",)),
@@ -291,7 +291,8 @@ def render() -> str:
           "stages in `models/reckoning-full6/TRAINING.md`). " + compare_with_default("models/reckoning-full6") + " "
           + FULL6_VERDICT, "",
           "The K=2 option is the default meta-trained on for two inner steps instead of four "
-          "(`training/configs/reckoning_full_k2.yaml`: its learned LRs regrouped pairwise, then 2,400 outer steps; "
+          "(`training/configs/reckoning_full_k2.yaml`: its learned LRs regrouped pairwise, then 4,500 outer steps in "
+          "two stages, the second with more owa and a full-weight fact loss; "
           "`reckoning serve --model models/reckoning-full-k2` serves it). "
           + compare_with_default("models/reckoning-full-k2") + " " + K2_VERDICT, "",
           "![accuracy by knowledge-set size](results/accuracy_by_size.png)", "",
