@@ -190,6 +190,9 @@ def training_table() -> str:
     return "\n".join(rows)
 
 
+MAX_STEP_COLUMNS = 24
+
+
 def val_by_step_table() -> str:
     """Held-out validation accuracy at equal outer steps: the fair view of runs of different lengths."""
     curves: dict[str, dict[int, float]] = {}
@@ -198,9 +201,11 @@ def val_by_step_table() -> str:
         if p.exists():
             recs = [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
             curves[name] = {r["step"]: r["val_acc"] for r in recs if "val_acc" in r}
-    steps = sorted({s for c in curves.values() for s in c if s % 100 == 0})
-    if not steps:
+    logged = {s for c in curves.values() for s in c}
+    if not logged:
         return ""
+    every = 100 * -(-max(logged) // (100 * MAX_STEP_COLUMNS))  # a multiple of 100 that keeps the table readable
+    steps = sorted(s for s in logged if s % every == 0)
     rows = ["| model | " + " | ".join(str(s) for s in steps) + " |", "|---|" + "---|" * len(steps)]
     for name, c in curves.items():
         rows.append(f"| {name} | " + " | ".join(_pct(c.get(s)) for s in steps) + " |")
