@@ -1,0 +1,35 @@
+"""training.report: the option-vs-default sentence comes from the eval files; the step table stays readable."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from training import report
+
+
+def _write(folder: Path, model: str, tag: str, **fields: float) -> None:
+    (folder / f"{model}--reckoning--{tag}.json").write_text(json.dumps(fields))
+
+
+def test_comparison_reads_every_column_both_models_have(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "EVAL_DIR", tmp_path)
+    _write(tmp_path, "opt", "gen-1-4", accuracy=0.935, recall=0.883)
+    _write(tmp_path, "base", "gen-1-4", accuracy=0.918, recall=0.908)
+    _write(tmp_path, "opt", "full-theory", accuracy=0.936)
+    _write(tmp_path, "base", "full-theory", accuracy=0.944)
+    _write(tmp_path, "opt", "proof-only", accuracy=0.854)  # the default has none: left out
+    got = report.compare_with_default("models/opt", "models/base")
+    assert got == ("Against the default, in points: generated 1-4 +1.7, owa full theory -0.8, "
+                   "fact recall (generated 1-4) -2.5.")
+    assert report.compare_with_default("models/none", "models/base") == ""
+
+
+def test_step_table_keeps_to_its_column_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text("\n".join(json.dumps({"step": s, "val_acc": 0.5}) for s in range(100, 4600, 100)) + "\n")
+    monkeypatch.setattr(report, "CURVES", {"run": str(log)})
+    header = report.val_by_step_table().splitlines()[0]
+    columns = header.strip("| ").split(" | ")[1:]
+    assert len(columns) <= report.MAX_STEP_COLUMNS
+    assert columns[:2] == ["200", "400"]
