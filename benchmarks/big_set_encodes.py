@@ -28,8 +28,7 @@ from training.data.episode import Episode
 
 def _with_lr_scale(reckoner: Reckoner, scale: float) -> Reckoner:
     """The same weights with every learned inner LR multiplied by `scale` at every set size (no size scaling)."""
-    ckpt = reckoner.ckpt
-    ckpt = ckpt.with_config(replace(ckpt.config, encode=replace(ckpt.config.encode, lr_size_ref=0)))
+    ckpt = reckoner.ckpt.with_lr_size_ref(0)
     ckpt = replace(ckpt, log_lrs={k: v + math.log(scale) for k, v in ckpt.log_lrs.items()})
     return Reckoner(ckpt, reckoner.device, reckoner.inner_autocast)
 

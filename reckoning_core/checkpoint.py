@@ -71,6 +71,10 @@ class Checkpoint:
                        {n: regroup_lrs(v, config.encode.inner_steps) for n, v in self.log_lrs.items()})
         return replace(self, config=config, log_lrs=log_lrs, lora_init=self.lora_init if keep or same_weights else {})
 
+    def with_lr_size_ref(self, lr_size_ref: int) -> Checkpoint:
+        """Same weights and learned LRs, with the size scaling of the inner LRs set (EncodeConfig.lr_size_ref)."""
+        return self.with_config(replace(self.config, encode=replace(self.config.encode, lr_size_ref=lr_size_ref)))
+
 
 def _fingerprint(weights: Mapping[str, torch.Tensor], log_lrs: Params, lora_init: Params,
                  tokenizer: PreTrainedTokenizerBase, config: ReckoningConfig) -> str:
@@ -132,8 +136,7 @@ def set_lr_size_ref(path: str | Path, lr_size_ref: int) -> str:
     path = Path(path)
     if not (path / RECKONING_JSON).exists():
         raise CheckpointError(f"{path} has no {RECKONING_JSON}: not a reckoning checkpoint")
-    ckpt = load_checkpoint(path)
-    changed = ckpt.with_config(replace(ckpt.config, encode=replace(ckpt.config.encode, lr_size_ref=lr_size_ref)))
+    changed = load_checkpoint(path).with_lr_size_ref(lr_size_ref)
     fingerprint = changed.fingerprint()
     (path / RECKONING_JSON).write_text(json.dumps({**changed.config.to_dict(), "fingerprint": fingerprint},
                                                   indent=2) + "\n")

@@ -18,10 +18,6 @@ FACTS = ["Bob is blue.", "Anne is kind.", "If someone is kind then they are nice
          "Erin is not young.", "Gary is big.", "If something is big then it is red.", "Fiona is round."]
 
 
-def _with_ref(ckpt: Checkpoint, ref: int) -> Checkpoint:
-    return ckpt.with_config(replace(ckpt.config, encode=replace(ckpt.config.encode, lr_size_ref=ref)))
-
-
 def _lrs_times(ckpt: Checkpoint, scale: float) -> Checkpoint:
     return replace(ckpt, log_lrs={n: v + math.log(scale) for n, v in ckpt.log_lrs.items()})
 
@@ -55,7 +51,7 @@ def test_hash_is_unchanged_while_off_and_changes_when_on() -> None:
 
 def test_a_set_past_the_reference_encodes_as_with_scaled_lrs(tiny_gpt2: Path) -> None:
     ckpt = load_checkpoint(tiny_gpt2)
-    scaled = Reckoner(_with_ref(ckpt, 2), "cpu")
+    scaled = Reckoner(ckpt.with_lr_size_ref(2), "cpu")
     # 8 facts against a reference of 2: every LR times sqrt(4) = 2
     _close(scaled.encode(FACTS, with_recall=False).delta,
            Reckoner(_lrs_times(ckpt, 2.0), "cpu").encode(FACTS, with_recall=False).delta)
@@ -68,7 +64,7 @@ def test_a_set_past_the_reference_encodes_as_with_scaled_lrs(tiny_gpt2: Path) ->
 
 
 def test_batched_encodes_scale_each_set_by_its_own_size(tiny_gpt2: Path) -> None:
-    r = Reckoner(_with_ref(load_checkpoint(tiny_gpt2), 3), "cpu")
+    r = Reckoner(load_checkpoint(tiny_gpt2).with_lr_size_ref(3), "cpu")
     sets = [FACTS, FACTS[:2], FACTS[:5]]  # scales 1.63, 1 and 1.29
     for facts, delta in zip(sets, r.encode_many(sets), strict=True):
         _close(delta, r.encode(facts, with_recall=False).delta)
@@ -76,7 +72,7 @@ def test_batched_encodes_scale_each_set_by_its_own_size(tiny_gpt2: Path) -> None
 
 def test_turning_it_on_keeps_the_learned_lrs(tiny_gpt2: Path) -> None:
     ckpt = load_checkpoint(tiny_gpt2)
-    on = _with_ref(ckpt, 64)
+    on = ckpt.with_lr_size_ref(64)
     assert on.config.encode.lr_size_ref == 64
     for name, v in ckpt.log_lrs.items():
         assert torch.equal(on.log_lrs[name], v)  # bit for bit: the fingerprint hashes them

@@ -169,7 +169,7 @@ def test_episode_loss_scales_the_inner_lrs_as_serving_does() -> None:
     ckpt = load_checkpoint(REPO / "models" / "reckoning-proofwriter")
     ep = generate_episode(random.Random(3))
     cfg = TrainConfig(max_questions=8, fact_weight=0.5)  # knowledge "full": every fact of the theory
-    on = ckpt.with_config(replace(ckpt.config, encode=replace(ckpt.config.encode, lr_size_ref=2)))
+    on = ckpt.with_lr_size_ref(2)
     by_hand = replace(ckpt, log_lrs={n: v + 0.5 * math.log(len(ep.facts) / 2) for n, v in ckpt.log_lrs.items()})
     losses = [float(reckoning_episode_loss(c, cfg, ep, label_token_ids(c), random.Random(0))[0])
               for c in (on, by_hand, ckpt)]
