@@ -20,7 +20,8 @@ def _eval(args: argparse.Namespace) -> None:
 
     eval_cmd(model=args.model, data=args.data, setting=args.setting, method=args.method, out=args.out,
              limit=args.limit, threads=args.threads, device=args.device, recall=args.recall, split=args.split,
-             inner_autocast=args.inner_autocast, delta_rank=args.delta_rank, delta_dtype=args.delta_dtype)
+             inner_autocast=args.inner_autocast, delta_rank=args.delta_rank, delta_dtype=args.delta_dtype,
+             predictions=args.predictions)
 
 
 def _export(args: argparse.Namespace) -> None:
@@ -74,6 +75,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="answer from the delta as the service stores it, at this dtype (default: the exact delta)")
     v.add_argument("--delta-rank", type=int, default=0,
                    help="with --delta-dtype: rank-r SVD factors, as RECKONING_DELTA_RANK (0 = dense)")
+    v.add_argument("--predictions", default=None, metavar="FILE",
+                   help="also write every question's gold label, answer and option probabilities as JSON lines")
     v.set_defaults(handler=_eval, extra="train")
 
     x = sub.add_parser("export", help="ship a run: its best checkpoint into models/NAME with its log and TRAINING.md")

@@ -15,7 +15,7 @@ from training.data.depth5 import read_depth5_mixed
 from training.data.episode import Episode
 from training.data.proofwriter import read_proofwriter
 from training.data.sampling import split_depth5
-from training.evaluate import evaluate, write_json
+from training.evaluate import evaluate, write_json, write_jsonl
 
 DEFAULT_MODEL = DEFAULT_MODEL_DIR
 
@@ -74,7 +74,7 @@ def eval_cmd(model: str | Path = DEFAULT_MODEL, data: str | Path | None = None, 
              method: str = "reckoning", out: str | Path | None = None, limit: int | None = None,
              threads: int | None = None, device: str | None = None, recall: bool = True, split: str = "all",
              inner_autocast: InnerAutocastSetting = "off", delta_rank: int = 0,
-             delta_dtype: str | None = None) -> dict:
+             delta_dtype: str | None = None, predictions: str | Path | None = None) -> dict:
     if delta_rank < 0 or (delta_rank and delta_dtype is None):
         raise SystemExit(f"--delta-rank {delta_rank}: a rank >= 1 applies to a stored form; give --delta-dtype too")
     if threads:
@@ -87,9 +87,12 @@ def eval_cmd(model: str | Path = DEFAULT_MODEL, data: str | Path | None = None, 
     episodes = episodes[:limit] if limit else episodes
     reckoner = Reckoner.from_pretrained(model, device=device_setting(device),  # $RECKONING_DEVICE, else auto
                                         inner_autocast=inner_autocast)
+    rows: list[dict] | None = [] if predictions else None
     result = evaluate(reckoner, episodes, method=method, setting=setting,
                       with_recall=recall and method == "reckoning", progress=True,
-                      delta_rank=delta_rank, delta_dtype=delta_dtype)
+                      delta_rank=delta_rank, delta_dtype=delta_dtype, predictions=rows)
+    if predictions and rows is not None:
+        write_jsonl(rows, predictions)
     name = str(data) if str(data).startswith("generated:") else Path(data).name
     result = {**result, "model": str(model), "data": name, "split": split}
     if reckoner.inner_autocast != "off":  # a float32 run's JSON stays as it was

@@ -13,7 +13,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from reckoning_core.compression import at_rank
-from reckoning_core.reckoner import AnswerWeights, Reckoner
+from reckoning_core.reckoner import Answer, AnswerWeights, Reckoner
 from training.data.episode import Episode, Question
 
 
@@ -59,10 +59,25 @@ def stored(reckoner: Reckoner, delta: dict[str, Tensor], rank: int, dtype: str |
     return reckoner.merged(reckoner.round_trip(at_rank(delta, rank), dtype))
 
 
+def prediction_row(ep: Episode, facts: list[str], q: Question, a: Answer) -> dict[str, Any]:
+    """What one question was asked against, its gold label and what the model answered, with every option's
+    probability: a line of `reckoning eval --predictions`, for reading the errors."""
+    return {"theory": ep.id, "n_facts": len(facts), "question": q.text, "gold": q.answer, "answer": a.answer,
+            "correct": a.answer == q.answer, "depth": q.depth, "grammar": q.grammar,
+            "scores": {k: round(v, 4) for k, v in (a.scores or {}).items()}}
+
+
+def write_jsonl(rows: list[dict[str, Any]], out: str | Path) -> None:
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
 def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "reckoning",
              setting: str = "full-theory", with_recall: bool = True, progress: bool = False,
-             delta_rank: int = 0, delta_dtype: str | None = None) -> dict[str, Any]:
-    """`delta_dtype` set: answer from the delta's stored form (see `stored`), else from the exact delta."""
+             delta_rank: int = 0, delta_dtype: str | None = None,
+             predictions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """`delta_dtype` set: answer from the delta's stored form (see `stored`), else from the exact delta.
+    `predictions` given: one row per answered question is appended to it (see `prediction_row`)."""
     if method not in ("reckoning", "icr", "no-knowledge"):
         raise ValueError(f"method must be reckoning, icr or no-knowledge, not {method!r}")
     hits: dict[str, list[int]] = defaultdict(list)
@@ -99,6 +114,8 @@ def evaluate(reckoner: Reckoner, episodes: Sequence[Episode], method: str = "rec
                 if q.grammar is not None:
                     by_grammar[q.grammar].append(ok)
                 by_size[size_bucket(len(facts))].append(ok)
+                if predictions is not None:
+                    predictions.append(prediction_row(ep, facts, q, a))
     acc = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
     out: dict[str, Any] = {
         "accuracy": acc(hits["all"]),

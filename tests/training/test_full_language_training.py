@@ -56,3 +56,21 @@ def test_eval_reads_the_hand_written_sets_and_buckets_sizes() -> None:
     assert sum(len(e.questions) for e in episodes) == 125
     assert {q.grammar for e in episodes for q in e.questions} == {"AttNoneg", "AttNeg", "RelNoneg", "RelNeg"}
     assert [size_bucket(n) for n in (1, 2, 3, 5, 64, 65)] == ["1", "2", "3-4", "5-8", "33-64", "65+"]
+
+
+def test_eval_writes_one_prediction_per_question_that_matches_its_summary(tiny_gpt2: Path, tmp_path: Path) -> None:
+    import json
+
+    from training.cli import eval_cmd
+
+    out, preds = tmp_path / "eval.json", tmp_path / "predictions.jsonl"
+    result = eval_cmd(model=tiny_gpt2, data=REPO / "training" / "evalsets" / "handwritten.json", out=out,
+                      limit=3, threads=1, device="cpu", recall=False, predictions=preds)
+    rows = [json.loads(line) for line in preds.read_text().splitlines()]
+    assert len(rows) == result["n_questions"] > 0
+    assert sum(r["correct"] for r in rows) / len(rows) == pytest.approx(result["accuracy"], abs=1e-4)
+    for r in rows:
+        assert r["correct"] == (r["answer"] == r["gold"])
+        assert r["answer"] == max(r["scores"], key=r["scores"].get)
+        assert r["grammar"] in {"AttNoneg", "AttNeg", "RelNoneg", "RelNeg"} and r["n_facts"] >= 1
+    assert len({r["theory"] for r in rows}) == result["n_theories"] == 3
