@@ -23,6 +23,7 @@ from training.data.pw_gen import (
     draw_lexicon,
     generate_full_episode,
     generate_lookup_full,
+    generate_near_miss_full,
     generate_onehop_full,
     iter_full_episodes,
     open_words,
@@ -236,3 +237,46 @@ def test_unknowns_for_a_relations_only_context_with_no_attributes_to_spare(share
         for q in unknown:  # the solver proves neither the statement nor its negation
             lit = parse_statement(q.text)
             assert lit not in closure.proofs and lit.negate() not in closure.proofs, (seed, q.text)
+
+
+def _hard_unknowns_about_present_entities(ep: Episode) -> int:
+    """Unknowns about an entity the facts mention, which some rule concludes (a rule that almost fires)."""
+    theory = Theory.parse(ep.facts)
+    present = {lit.subject for lit, _ in theory.facts}
+    return sum(1 for q in ep.questions if q.answer == "Unknown" and (lit := parse_statement(q.text)).subject in present
+               and any(r.concludes(lit) for r in theory.rules))
+
+
+def test_near_miss_sets_hold_the_rules_that_almost_fire() -> None:
+    rng = random.Random(11)
+    near = [generate_near_miss_full(rng, i) for i in range(150)]
+    plain = [generate_full_episode(rng, i, n_sentences=rng.randint(2, 8)) for i in range(150)]
+    for ep in near:
+        _check(ep)
+        assert 2 <= len(ep.facts) <= 8 and ep.source.startswith("gen-nearmiss-")
+    share = lambda eps: sum(map(_hard_unknowns_about_present_entities, eps)) / sum(len(e.questions) for e in eps)  # noqa: E731
+    assert share(near) > 1.8 * share(plain)
+    # the denied kind: `Bob is not kind.` with `If someone is kind then ...` (a condition opposite to a fact)
+    denied = 0
+    for ep in near:
+        theory = Theory.parse(ep.facts)
+        facts = {lit for lit, _ in theory.facts}
+        denied += any(c.ground(f.subject).negate() in facts for r in theory.rules for c in r.conditions for f in facts)
+    assert denied > 20
+
+
+def test_the_generated_eval_sets_are_pinned() -> None:
+    """Every generated: figure in the README was measured on these exact sets; a generator change that moves them
+    must be deliberate (and the figures re-measured)."""
+    import hashlib
+    import json
+
+    from training.cli import generated_sets
+
+    def digest(spec: str) -> str:
+        blob = json.dumps([[e.id, e.facts, [[q.text, q.answer, q.depth] for q in e.questions]]
+                           for e in generated_sets(spec)])
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    assert digest("generated:1-4:200") == "5fc106ab39da09c9"
+    assert digest("generated:1,2,4,8,16,32,64:8") == "35fbb3c094212b94"

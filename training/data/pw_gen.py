@@ -161,9 +161,9 @@ class _Builder:
         self.rule_objs.append(rule)
         return True
 
-    def add_rule(self, fire: bool) -> bool:
+    def add_rule(self, fire: bool, near_miss: bool = False) -> bool:
         for _ in range(8):
-            spec = self._firing_rule() if fire else self._random_rule()
+            spec = self._near_miss_rule() if near_miss else self._firing_rule() if fire else self._random_rule()
             if spec is None or spec in self.rules or any(spec[1][:3] == c[:3] for c in spec[0]):
                 continue  # a rule that concludes (or denies) its own condition reads as nonsense
             if self._resolve(Rule(spec[0], spec[1], f"rule{len(self.rules)}")):
@@ -210,6 +210,43 @@ class _Builder:
                     conds.append(rng.choice(sorted(other)))
             if concl.subject == e:
                 concl = concl._replace(subject=VAR)
+        return self._ordered(conds), concl
+
+    def _near_miss_rule(self) -> tuple[tuple[Literal, ...], Literal] | None:
+        """A rule that almost fires: conditions an entity meets plus one it does not (unproven, or the opposite
+        of what is known: `Bob is not kind.` and `If someone is kind then ...`), so the conclusion about that
+        entity is the hard Unknown, which small random sets seldom hold."""
+        rng, proofs = self.rng, self.closure.proofs
+        by_entity: dict[str, list[Literal]] = {}
+        for lit in proofs:
+            by_entity.setdefault(lit.subject, []).append(lit)
+        if not by_entity:
+            return None
+        e = rng.choice(sorted(by_entity))
+        met = sorted(by_entity[e])
+        conds = rng.sample(met, min(len(met), rng.choice((0, 1, 1, 2))))
+        spare = [lit for lit in met if lit not in conds]
+        unmet: Literal | None = None
+        if self.negation and spare and rng.random() < 0.5:  # denied by what is known
+            unmet = rng.choice(spare).negate()
+        for _ in range(10):  # else unproven
+            if unmet is not None:
+                break
+            cand = self._literal(e, p_neg=0.15)
+            if not self._known(cand):
+                unmet = cand
+        concl = None
+        for _ in range(10):
+            cand = self._literal(e, attr_share=0.5)
+            if not self._known(cand) and cand != unmet and unmet is not None and cand[:3] != unmet[:3]:
+                concl = cand
+                break
+        if unmet is None or concl is None:
+            return None
+        conds.append(unmet)
+        if rng.random() < 0.85:
+            conds = [c._replace(subject=VAR) if c.subject == e else c for c in conds]
+            concl = concl._replace(subject=VAR)
         return self._ordered(conds), concl
 
     def _random_rule(self) -> tuple[tuple[Literal, ...], Literal] | None:
@@ -262,10 +299,11 @@ def _size(rng: random.Random) -> int:
 
 
 def build_knowledge(rng: random.Random, n_sentences: int, grammar: str, vocab: str = "mixed",
-                    rule_share: float | None = None, max_depth: int = 5, p_fire: float = 0.75
-                    ) -> tuple[list[str], Lexicon]:
-    """Facts then rules built to fire (so proofs reach max_depth where size allows), plus distractors;
-    never a contradiction. Returns the sentences and the episode's lexicon."""
+                    rule_share: float | None = None, max_depth: int = 5, p_fire: float = 0.75,
+                    p_near_miss: float = 0.0) -> tuple[list[str], Lexicon]:
+    """Facts then rules built to fire (so proofs reach max_depth where size allows), plus distractors (near
+    misses, see _Builder._near_miss_rule, with probability p_near_miss each); never a contradiction. Returns the
+    sentences and the episode's lexicon. p_near_miss 0 draws exactly what it drew before the option existed."""
     if grammar not in GRAMMARS:
         raise ValueError(f"grammar must be one of {GRAMMARS}, not {grammar!r}")
     relational, negation = grammar.startswith("Rel"), grammar.endswith("Neg") and not grammar.endswith("Noneg")
@@ -290,6 +328,8 @@ def build_knowledge(rng: random.Random, n_sentences: int, grammar: str, vocab: s
     for _ in range(n_facts):
         b.add_fact()
     for _ in range(n_rules):
+        if p_near_miss and rng.random() < p_near_miss and b.add_rule(fire=False, near_miss=True):
+            continue
         if not b.add_rule(fire=rng.random() < p_fire):
             b.add_rule(fire=False)
     if not b.facts and not b.rules:  # a one-sentence set whose only rule was refused: make it a fact instead
@@ -432,6 +472,17 @@ def generate_onehop_full(rng: random.Random, index: int = 0, grammar: str | None
     sentences, lex = build_knowledge(rng, n, g, vocab, rule_share=rng.choice((0.25, 0.34, 0.5)), max_depth=1,
                                      p_fire=0.9)
     return _episode(rng, f"onehop-full-{index}", f"gen-onehop-{g}", sentences, lex, g)
+
+
+def generate_near_miss_full(rng: random.Random, index: int = 0, grammar: str | None = None,
+                            vocab: str = "mixed") -> Episode:
+    """2-8 sentences where most rules almost fire for someone (a condition unmet or denied), so the conclusion
+    about them is Unknown: the kind of question small knowledge sets got wrong (`Anne is eight.` and `If Anne is
+    round then Anne is rough.` answered `Anne is rough.` True)."""
+    g = grammar or rng.choice(GRAMMARS)
+    sentences, lex = build_knowledge(rng, rng.randint(2, 8), g, vocab, rule_share=rng.uniform(0.3, 0.6),
+                                     p_near_miss=0.6)
+    return _episode(rng, f"near-miss-full-{index}", f"gen-nearmiss-{g}", sentences, lex, g)
 
 
 def generate_easy_full(rng: random.Random, index: int = 0, grammar: str | None = None,

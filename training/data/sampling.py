@@ -114,7 +114,12 @@ class MixSampler:
         self.count = 0
         self.step = 0
         self.splits = splits
-        from training.data.pw_gen import generate_easy_full, generate_full_episode, generate_lookup_full
+        from training.data.pw_gen import (
+            generate_easy_full,
+            generate_full_episode,
+            generate_lookup_full,
+            generate_near_miss_full,
+        )
 
         sources: dict[str, Callable[[], Episode]] = {
             "owa": self._owa,
@@ -125,6 +130,7 @@ class MixSampler:
             "full-small": lambda: generate_full_episode(self.rng, self.count, n_sentences=self.rng.randint(1, 8)),
             "full-lookup": lambda: generate_lookup_full(self.rng, self.count),
             "full-easy": lambda: generate_easy_full(self.rng, self.count),
+            "full-near-miss": lambda: generate_near_miss_full(self.rng, self.count),
             "depth5": self._depth5,
         }
         unknown = set(cfg.mix) - set(sources)
