@@ -23,3 +23,30 @@ def test_generated_unknowns_are_mostly_about_the_knowledge_own_entities() -> Non
     # some absent-entity Unknowns (hand-written sets ask about them) but most are about present entities
     assert 0.05 <= got["absent"] <= 0.25, got
     assert got["rule"] >= 0.33, got
+
+
+def test_error_kinds_count_each_answer_against_its_kind() -> None:
+    import pytest
+
+    from training.cli import generated_sets
+    from training.error_kinds import by_kind, question_kind
+
+    theory = Theory.parse(["Bob is big.", "If someone is big and kind then they are rough.", "Anne is red."])
+    assert question_kind(theory, "Bob is rough.", "Unknown") == "unknown/rule/stated"
+    assert question_kind(theory, "Charlie is big.", "Unknown") == "unknown/absent/unstated"
+    assert question_kind(theory, "Bob is big.", "True") == "provable"
+    episodes = generated_sets("generated:1-4:12")
+    rows = [{"theory": ep.id, "question": q.text, "gold": q.answer, "answer": q.answer}
+            for ep in episodes for q in ep.questions]
+    unknown = next(r for r in rows if r["gold"] == "Unknown")
+    unknown["answer"] = "True"
+    got = by_kind(rows, episodes)
+    assert sum(k["n"] for k in got.values()) == len(rows)
+    kind = question_kind(Theory.parse(next(e for e in episodes if e.id == unknown["theory"]).facts),
+                         unknown["question"], "Unknown")
+    assert got[kind]["wrong_answers"] == {"True": 1} and got[kind]["accuracy"] < 1
+    assert all(v["accuracy"] == 1 for k, v in got.items() if k != kind)
+    with pytest.raises(ValueError, match="not labelled"):
+        by_kind([{**rows[0], "gold": "Unknown" if rows[0]["gold"] != "Unknown" else "True"}], episodes)
+    with pytest.raises(ValueError, match="does not hold"):
+        by_kind([{**rows[0], "theory": "nope"}], episodes)

@@ -1,0 +1,74 @@
+"""Where a model's answers go wrong, by kind of question: provable (True/False) or Unknown, and for an Unknown
+its kind (training.data.unknown_kinds: absent, rule, other) and whether its subject is stated in a fact.
+
+Reads the JSON lines of `reckoning eval --predictions` and the same --data (and --split) the eval used:
+
+    reckoning eval --model models/reckoning-full --data generated:1-4:200 --no-recall \\
+        --predictions /tmp/p.jsonl --out /tmp/eval.json
+    python -m training.error_kinds --data generated:1-4:200 --predictions /tmp/p.jsonl \\
+        --out results/data/error-kinds--reckoning-full--gen-1-4.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from training.cli import read_eval_data
+from training.data.episode import Episode
+from training.data.pw_logic import Theory, parse_statement
+from training.data.unknown_kinds import unknown_kind
+
+
+def question_kind(theory: Theory, statement: str, gold: str) -> str:
+    """"provable" for a True/False label, else "unknown/KIND/stated" or "unknown/KIND/unstated" (the subject
+    is, or is not, the subject of a stated fact)."""
+    if gold != "Unknown":
+        return "provable"
+    stated = parse_statement(statement).subject in {lit.subject for lit, _ in theory.facts}
+    return f"unknown/{unknown_kind(theory, statement)}/{'stated' if stated else 'unstated'}"
+
+
+def by_kind(rows: Iterable[dict[str, Any]], episodes: Sequence[Episode]) -> dict[str, dict[str, Any]]:
+    """Accuracy and what the wrong answers were, per question kind. Every row must belong to an episode of
+    `episodes` and be one of its questions (a mismatched --data is an error, not a silent miscount)."""
+    theories = {ep.id: (Theory.parse(ep.facts), {q.text: q.answer for q in ep.questions}) for ep in episodes}
+    hits: dict[str, list[int]] = defaultdict(list)
+    wrong: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for row in rows:
+        if row["theory"] not in theories:
+            raise ValueError(f"prediction for theory {row['theory']!r}, which --data does not hold")
+        theory, gold = theories[row["theory"]]
+        if gold.get(row["question"]) != row["gold"]:
+            raise ValueError(f"{row['theory']}: {row['question']!r} is not labelled {row['gold']} in --data")
+        kind = question_kind(theory, row["question"], row["gold"])
+        hits[kind].append(int(row["answer"] == row["gold"]))
+        if row["answer"] != row["gold"]:
+            wrong[kind][row["answer"]] += 1
+    return {k: {"accuracy": round(sum(v) / len(v), 4), "n": len(v), "wrong_answers": dict(sorted(wrong[k].items()))}
+            for k, v in sorted(hits.items())}
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="the --data the eval ran on")
+    ap.add_argument("--split", choices=["all", "dev", "train"], default="all")
+    ap.add_argument("--predictions", type=Path, required=True, help="reckoning eval --predictions output")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args(argv)
+    rows = [json.loads(line) for line in args.predictions.read_text(encoding="utf-8").splitlines() if line]
+    out = {"data": args.data, "split": args.split, "predictions": str(args.predictions),
+           "by_kind": by_kind(rows, read_eval_data(args.data, args.split))}
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
