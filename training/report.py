@@ -178,6 +178,28 @@ def table() -> str:
     return "\n".join(rows)
 
 
+# results/data/error-kinds--MODEL--TAG.json (python -m training.error_kinds): rows are question kinds
+ERROR_KINDS = [("provable", "True or False (provable)"),
+               ("unknown/rule/stated", "Unknown, a rule concludes it, about an entity a fact names"),
+               ("unknown/rule/unstated", "Unknown, a rule concludes it, about an entity only rules name"),
+               ("unknown/other/stated", "Unknown, no rule concludes it, about an entity a fact names"),
+               ("unknown/other/unstated", "Unknown, no rule concludes it, about an entity only rules name"),
+               ("unknown/absent/unstated", "Unknown, about an entity absent from the knowledge")]
+
+
+def error_kinds_table() -> str:
+    """Accuracy (n) by kind of question, one column per error-kinds file."""
+    files = sorted((RESULTS / "data").glob("error-kinds--*.json"))
+    if not files:
+        return ""
+    cols = [(f.stem.split("--", 1)[1].replace("--", ", "), json.loads(f.read_text())["by_kind"]) for f in files]
+    rows = ["| question kind | " + " | ".join(c for c, _ in cols) + " |", "|---|" + "---|" * len(cols)]
+    for key, label in ERROR_KINDS:
+        cells = [f"{_pct(k[key]['accuracy'])} ({k[key]['n']})" if key in k else "–" for _, k in cols]
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def training_table() -> str:
     rows = ["| model | steps | wall time (min) | best held-out val acc |", "|---|---|---|---|"]
     for name, log in CURVES.items():
@@ -301,6 +323,11 @@ def render() -> str:
           "`reckoning serve --model models/reckoning-full-k2` serves it). "
           + compare_with_default("models/reckoning-full-k2") + " " + K2_VERDICT, "",
           "![accuracy by knowledge-set size](results/accuracy_by_size.png)", "",
+          "Where the answers go wrong: accuracy in % (questions) by kind of question, from "
+          "`reckoning eval --predictions` and `python -m training.error_kinds` (commands in its docstring). "
+          "The weak kind is an Unknown that a rule concludes about an entity the facts name, where a condition "
+          "of the rule is not met: the models tend to fire the rule anyway.", "",
+          error_kinds_table(), "",
           "### Accuracy on owa_dev_natlang (3-way, majority class 50%)", "",
           "Full theory means every fact and rule of the theory is the knowledge, distractors included. "
           "Proof-only means the knowledge is just the facts and rules of the question's proof. "

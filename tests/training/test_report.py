@@ -33,3 +33,16 @@ def test_step_table_keeps_to_its_column_cap(tmp_path: Path, monkeypatch: pytest.
     columns = header.strip("| ").split(" | ")[1:]
     assert len(columns) <= report.MAX_STEP_COLUMNS
     assert columns[:2] == ["200", "400"]
+
+
+def test_error_kinds_table_has_a_column_per_file_and_a_dash_where_a_kind_is_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    (tmp_path / "data").mkdir()
+    kinds = {"provable": {"accuracy": 0.8, "n": 160}, "unknown/rule/stated": {"accuracy": 0.4464, "n": 56}}
+    (tmp_path / "data" / "error-kinds--m--depth5-dev.json").write_text(json.dumps({"by_kind": kinds}))
+    lines = report.error_kinds_table().splitlines()
+    assert lines[0] == "| question kind | m, depth5-dev |"
+    assert "| True or False (provable) | 80.0 (160) |" in lines
+    assert "| Unknown, a rule concludes it, about an entity a fact names | 44.6 (56) |" in lines
+    assert "| Unknown, about an entity absent from the knowledge | – |" in lines
