@@ -45,7 +45,8 @@ def _grow(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     from training.report import report
 
-    report(evaluate=args.evaluate, force=args.force, threads=args.threads, limit=args.limit)
+    report(evaluate=args.evaluate, force=args.force, threads=args.threads, limit=args.limit, models=args.model,
+           tags=args.tags.split(",") if args.tags else None)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -107,4 +108,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--force", action="store_true", help="re-run every evaluation")
     r.add_argument("--threads", type=int, default=None)
     r.add_argument("--limit", type=int, default=None)
+    r.add_argument("--model", action="append", default=None, metavar="FOLDER",
+                   help="with --evaluate/--force: only this model's evaluations (repeatable)")
+    r.add_argument("--tags", default=None, metavar="TAG,...",
+                   help="with --evaluate/--force: only these evaluations (full-theory, proof-only, depth5-dev, ...)")
     r.set_defaults(handler=_report, extra="train")

@@ -53,6 +53,13 @@ def by_kind(rows: Iterable[dict[str, Any]], episodes: Sequence[Episode]) -> dict
             for k, v in sorted(hits.items())}
 
 
+def summarize(data: str, split: str, predictions: Path) -> dict[str, Any]:
+    """The by-kind accuracy of a predictions file, with what it was computed from."""
+    rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines() if line]
+    return {"data": data, "split": split, "predictions": str(predictions),
+            "by_kind": by_kind(rows, read_eval_data(data, split))}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="the --data the eval ran on")
@@ -60,10 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--predictions", type=Path, required=True, help="reckoning eval --predictions output")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    rows = [json.loads(line) for line in args.predictions.read_text(encoding="utf-8").splitlines() if line]
-    out = {"data": args.data, "split": args.split, "predictions": str(args.predictions),
-           "by_kind": by_kind(rows, read_eval_data(args.data, args.split))}
-    text = json.dumps(out, indent=2)
+    text = json.dumps(summarize(args.data, args.split, args.predictions), indent=2)
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

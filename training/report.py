@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,13 @@ def eval_path(model: str, method: str, setting: str) -> Path:
     return EVAL_DIR / f"{Path(model).name}--{method}--{setting}.json"
 
 
-def run_evals(force: bool, threads: int | None, limit: int | None) -> None:
+def _wanted(model: str, tag: str, models: Sequence[str] | None, tags: Sequence[str] | None) -> bool:
+    """Whether --model and --tags (None: all) ask for this evaluation."""
+    return (models is None or Path(model).name in {Path(m).name for m in models}) and (tags is None or tag in tags)
+
+
+def run_evals(force: bool, threads: int | None, limit: int | None, models: Sequence[str] | None = None,
+              tags: Sequence[str] | None = None) -> None:
     from training.cli import eval_cmd
 
     for _, model, method, settings in RUNS:
@@ -65,15 +72,22 @@ def run_evals(force: bool, threads: int | None, limit: int | None) -> None:
             continue
         for setting in settings:
             out = eval_path(model, method, setting)
-            if out.exists() and not force:
+            if (out.exists() and not force) or not _wanted(model, setting, models, tags):
                 continue
             eval_cmd(model=model, setting=setting, method=method, out=out, threads=threads, limit=limit,
                      recall=method == "reckoning")
 
 
-def run_full_evals(force: bool, threads: int | None) -> None:
+# full-language evaluations whose every answer is kept (results/eval/predictions/) and sorted by kind of question
+# (results/data/error-kinds--MODEL--TAG.json, training.error_kinds) for RECKONING models
+ERROR_KIND_TAGS = ("depth5-dev", "gen-1-4", "handwritten")
+
+
+def run_full_evals(force: bool, threads: int | None, models: Sequence[str] | None = None,
+                   tags: Sequence[str] | None = None) -> None:
     from training.cli import eval_cmd
     from training.data.episode import data_dir
+    from training.error_kinds import summarize
 
     for _, model, method in FULL_RUNS:
         if not Path(model).exists():
@@ -81,11 +95,16 @@ def run_full_evals(force: bool, threads: int | None) -> None:
             continue
         for tag, data, split, limit in FULL_EVALS:
             out = eval_path(model, method, tag)
-            if out.exists() and not force:
+            if (out.exists() and not force) or not _wanted(model, tag, models, tags):
                 continue
             path = data if data.startswith(("generated:", "training/")) else str(data_dir() / data)
+            kinds = method == "reckoning" and tag in ERROR_KIND_TAGS
+            preds = EVAL_DIR / "predictions" / f"{Path(model).name}--{tag}.jsonl" if kinds else None
             eval_cmd(model=model, data=path, split=split, method=method, out=out, threads=threads, limit=limit,
-                     recall=method == "reckoning" and tag == "gen-1-4")
+                     recall=method == "reckoning" and tag == "gen-1-4", predictions=preds)
+            if preds is not None:
+                (RESULTS / "data" / f"error-kinds--{Path(model).name}--{tag}.json").write_text(
+                    json.dumps(summarize(path, split, preds), indent=2) + "\n")
 
 
 def full_table() -> str:
@@ -372,12 +391,19 @@ def render() -> str:
     return "\n".join(md)
 
 
-def report(evaluate: bool = False, force: bool = False, threads: int | None = None, limit: int | None = None) -> None:
-    """`reckoning report`: (optionally) run missing evaluations, then write results/ and the README's results block."""
+def report(evaluate: bool = False, force: bool = False, threads: int | None = None, limit: int | None = None,
+           models: Sequence[str] | None = None, tags: Sequence[str] | None = None) -> None:
+    """`reckoning report`: (optionally) run missing evaluations, only of `models` and `tags` when given, then
+    write results/ and the README's results block."""
     RESULTS.mkdir(exist_ok=True)
+    known = {s for *_, settings in RUNS for s in settings} | {t for t, *_ in FULL_EVALS}
+    if tags is not None and set(tags) - known:
+        raise SystemExit(f"--tags {','.join(sorted(set(tags) - known))}: unknown; known: {', '.join(sorted(known))}")
+    if models is not None and not {Path(m).name for m in models} <= {Path(m).name for _, m, *_ in RUNS + FULL_RUNS}:
+        raise SystemExit(f"--model {', '.join(models)}: the report evaluates only the models in training/report.py")
     if evaluate or force:
-        run_evals(force, threads, limit)
-        run_full_evals(force, threads)
+        run_evals(force, threads, limit, models, tags)
+        run_full_evals(force, threads, models, tags)
     plots()
     size_plot()
     text = render()

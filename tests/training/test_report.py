@@ -46,3 +46,22 @@ def test_error_kinds_table_has_a_column_per_file_and_a_dash_where_a_kind_is_miss
     assert "| True or False (provable) | 80.0 (160) |" in lines
     assert "| Unknown, a rule concludes it, about an entity a fact names | 44.6 (56) |" in lines
     assert "| Unknown, about an entity absent from the knowledge | – |" in lines
+
+
+def test_evaluate_keeps_to_the_models_and_tags_asked_and_sorts_errors_by_kind(
+        tiny_gpt2: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hand = str(Path(__file__).resolve().parents[2] / "training" / "evalsets" / "handwritten.json")
+    monkeypatch.setattr(report, "RESULTS", tmp_path)
+    monkeypatch.setattr(report, "EVAL_DIR", tmp_path / "eval")
+    (tmp_path / "data").mkdir()
+    monkeypatch.setattr(report, "FULL_RUNS", [("tiny", str(tiny_gpt2), "reckoning"),
+                                              ("other", "models/x", "reckoning")])
+    monkeypatch.setattr(report, "FULL_EVALS", [("handwritten", hand, "all", 2),
+                                               ("gen-1-4", "generated:1-4:3", "all", None)])
+    report.run_full_evals(False, 1, models=[str(tiny_gpt2)], tags=["handwritten"])
+    assert [p.name for p in (tmp_path / "eval").glob("*.json")] == [f"{tiny_gpt2.name}--reckoning--handwritten.json"]
+    kinds = json.loads((tmp_path / "data" / f"error-kinds--{tiny_gpt2.name}--handwritten.json").read_text())
+    n = json.loads((tmp_path / "eval" / f"{tiny_gpt2.name}--reckoning--handwritten.json").read_text())["n_questions"]
+    assert sum(k["n"] for k in kinds["by_kind"].values()) == n > 0
+    with pytest.raises(SystemExit, match="--tags nope: unknown"):
+        report.report(evaluate=True, tags=["nope"])
