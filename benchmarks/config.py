@@ -45,7 +45,7 @@ class BenchConfig:
     encode_option_theories: int = 60
     encode_option_steps: tuple[int, ...] = (2, 3)
     adaptive_thresholds: tuple[float, ...] = (0.8, 0.5, 0.35)
-    k2_model: Path | None = Path("models/reckoning-full-k2")  # the default, meta-trained on for K=2
+    option_model: Path | None = Path("models/reckoning-full")  # the 4-step model the default was meta-trained from
     # --- batched encodes ---
     encode_batch_sizes: tuple[int, ...] = (1, 4, 16)
     encode_batch_repeats: int = 3
@@ -96,7 +96,7 @@ class BenchConfig:
         d["model"] = str(self.model)
         d["out"] = str(self.out)
         d["icr_model"] = str(self.icr_model) if self.icr_model else None
-        d["k2_model"] = str(self.k2_model) if self.k2_model else None
+        d["option_model"] = str(self.option_model) if self.option_model else None
         for key in ("scaling_sizes", "encode_option_steps", "adaptive_thresholds", "encode_batch_sizes"):
             d[key] = list(d[key])
         d["data_path"] = str(self.data_path) if self.data_path else None

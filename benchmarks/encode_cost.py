@@ -51,10 +51,11 @@ def variants(reckoner: Reckoner, cfg: BenchConfig) -> list[Variant]:
         if steps != k:
             out.append(Variant(f"K={steps}, learned LRs regrouped", with_steps(reckoner, steps),
                                note="not meta-trained for this K"))
-    if cfg.k2_model and Path(cfg.k2_model).is_dir():
-        out.append(Variant(f"K=2 meta-trained ({Path(cfg.k2_model).name})",
-                           Reckoner.from_pretrained(cfg.k2_model, device=reckoner.device, torch_threads=cfg.threads,
-                                                    inner_autocast=reckoner.inner_autocast)))
+    if cfg.option_model and Path(cfg.option_model).is_dir():
+        option = Reckoner.from_pretrained(cfg.option_model, device=reckoner.device, torch_threads=cfg.threads,
+                                          inner_autocast=reckoner.inner_autocast)
+        out.append(Variant(f"K={option.config.encode.inner_steps} meta-trained ({Path(cfg.option_model).name})",
+                           option))
     if reckoner.config.prompt.fact != "{fact}":
         out.append(Variant("plain facts (no template)", with_plain_facts(reckoner), note="not meta-trained for it"))
     for threshold in cfg.adaptive_thresholds:

@@ -103,7 +103,8 @@ def render_cheaper(data: dict[str, Any]) -> str:
     w = c.get("same_window") or {}
     lines = [
         "Each variant runs the shipped weights as they are, nothing meta-trained for it, except the row marked "
-        "meta-trained: a separate checkpoint meta-trained for two inner steps. Tokens per fact in the inner loop: "
+        "meta-trained: a separate checkpoint meta-trained for its number of inner steps (the model the default was "
+        "meta-trained from, with four). Tokens per fact in the inner loop: "
         f"{t.get('with_template')} with today's template `{t.get('template', '').encode('unicode_escape').decode()}`"
         f", {t.get('plain')} written plainly. Accuracy on {c.get('slice')}. On the typical theory, every variant's "
         "encode and the asks the break-evens use were timed in one interleaved loop: a RECKONING ask "

@@ -9,13 +9,13 @@
 # only that target is replaced by 127.0.0.1:PORT; the job, metrics path and intervals are the file's.
 # Everything listens on 127.0.0.1, on free ports.
 #
-# Environment: RECKONING_MODEL_DIR (default models/reckoning-full), PYTHON (default python).
+# Environment: RECKONING_MODEL_DIR (default models/reckoning-full-k2), PYTHON (default python).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$REPO"
 PYTHON="${PYTHON:-python}"
-MODEL_DIR="${RECKONING_MODEL_DIR:-models/reckoning-full}"
+MODEL_DIR="${RECKONING_MODEL_DIR:-models/reckoning-full-k2}"
 
 started=$SECONDS
 say() { printf '[prometheus-check %3ds] %s\n' "$((SECONDS - started))" "$*"; }

@@ -10,7 +10,7 @@
 #   SMOKE_WHEELS=DIR   local wheels for the build (default: pip's find-links, e.g. /opt/wheels)
 #   SMOKE_CA_BUNDLE=F  CA bundle mounted into the build for pip (default: $PIP_CERT when set; needed
 #                      behind a TLS-inspecting proxy). Never written into an image layer.
-#   RECKONING_MODEL    folder under models/ to serve (default reckoning-full)
+#   RECKONING_MODEL    folder under models/ to serve (default reckoning-full-k2)
 #
 # Images are kept as podman's build cache. To reclaim the disk:
 #   podman rmi localhost/reckoning-api:smoke localhost/reckoning-redis:smoke localhost/reckoning-base:bookworm
@@ -26,7 +26,7 @@ cd "$REPO"
 BASE_IMAGE="${BASE_IMAGE:-localhost/reckoning-base:bookworm}"
 API_IMAGE="localhost/reckoning-api:smoke"
 REDIS_IMAGE="localhost/reckoning-redis:smoke"
-MODEL="${RECKONING_MODEL:-reckoning-full}"
+MODEL="${RECKONING_MODEL:-reckoning-full-k2}"
 export CONTAINERS_CONF="${CONTAINERS_CONF:-$REPO/docker/podman/containers.conf}"
 
 started=$SECONDS

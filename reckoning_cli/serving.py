@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("--host", default=None)
     s.add_argument("--port", type=int, default=None)
     s.add_argument("--model", default=None,
-                   help="checkpoint folder (default: $RECKONING_MODEL_DIR, else models/reckoning-full)")
+                   help="checkpoint folder (default: $RECKONING_MODEL_DIR, else models/reckoning-full-k2)")
     s.set_defaults(handler=_serve, extra="serve")
 
     e = sub.add_parser("encode", help="encode a file of facts (one per line) on a running server; prints JSON")

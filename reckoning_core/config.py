@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 # The shipped model every command serves, evaluates and benchmarks unless told otherwise.
-DEFAULT_MODEL_DIR = Path("models/reckoning-full")
+DEFAULT_MODEL_DIR = Path("models/reckoning-full-k2")
 
 FORMAT_VERSION = 1
 

@@ -205,7 +205,7 @@ class EncodeResponse(BaseModel):
                     "cached": False,
                     "encode_ms": 91.5,
                     "delta_bytes": 1_050_000,
-                    "model": "reckoning-full",
+                    "model": "reckoning-full-k2",
                     "recall": 1.0,
                 }
             ]

@@ -62,7 +62,7 @@ def test_bench_end_to_end(tiny_gpt2: Path, dev_file: Path, tmp_path: Path) -> No
         http_concurrency=4, http_seconds=1.0, http_warmup_s=0.2, http_distinct_ids=3,
         icr_model=tiny_gpt2, device="cpu", scaling_sizes=(4, 70), scaling_sets=1, scaling_repeats=1,
         scaling_ask_repeats=2, encode_option_theories=2, encode_option_steps=(1,), adaptive_thresholds=(0.5,),
-        k2_model=None, encode_batch_sizes=(1, 2), encode_batch_repeats=1,
+        option_model=None, encode_batch_sizes=(1, 2), encode_batch_repeats=1,
     )
     data = run_bench(cfg)
     for key in ("encode_ms", "ask_ms", "plain_ms", "icr_ms", "ask_overhead", "icr_over_ask", "batched_ask_speedup",

@@ -86,7 +86,7 @@ def test_load_and_soak_lose_nothing_and_never_5xx(stack: Stack, report: Report, 
     assert stack.api.proc is not None and stack.api.proc.poll() is None and stack.api.pid == pid
 
 
-SHIPPED = REPO / "models" / "reckoning-full"
+SHIPPED = REPO / "models" / "reckoning-full-k2"
 
 
 @pytest.mark.soak

@@ -22,7 +22,7 @@ import pytest
 from benchmarks.processes import ApiProcess, RedisProcess, redis_api_env
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL = REPO / "models" / "reckoning-full"
+MODEL = REPO / "models" / "reckoning-full-k2"
 CHROMIUM = Path(os.environ.get("RECKONING_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("RECKONING_CHROMEDRIVER", "/usr/bin/chromedriver"))
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}

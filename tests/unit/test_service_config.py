@@ -21,7 +21,7 @@ def test_defaults_fit_a_full_proofwriter_theory_with_all_its_questions(monkeypat
     assert s.max_fact_chars >= 500 and s.max_question_chars >= 500
     # The largest theory body the count/char limits allow must pass the byte limit.
     assert s.max_body_bytes >= s.max_facts * (s.max_fact_chars + 4)
-    assert s.model_dir.as_posix() == "models/reckoning-full"
+    assert s.model_dir.as_posix() == "models/reckoning-full-k2"
     assert s.redis_url is None and not s.auth_enabled
     encode_request, ask_request = request_models(s)
     theory = [f"Fact {i} is about someone being kind and big and round." for i in range(200)]
