@@ -36,13 +36,17 @@ def question_kind(theory: Theory, statement: str, gold: str) -> str:
 def by_kind(rows: Iterable[dict[str, Any]], episodes: Sequence[Episode]) -> dict[str, dict[str, Any]]:
     """Accuracy and what the wrong answers were, per question kind. Every row must belong to an episode of
     `episodes` and be one of its questions (a mismatched --data is an error, not a silent miscount)."""
-    theories = {ep.id: (Theory.parse(ep.facts), {q.text: q.answer for q in ep.questions}) for ep in episodes}
+    theories = {ep.id: (Theory.parse(ep.facts), {q.text: q.answer for q in ep.questions}, len(ep.facts))
+                for ep in episodes}
     hits: dict[str, list[int]] = defaultdict(list)
     wrong: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in rows:
         if row["theory"] not in theories:
             raise ValueError(f"prediction for theory {row['theory']!r}, which --data does not hold")
-        theory, gold = theories[row["theory"]]
+        theory, gold, n_facts = theories[row["theory"]]
+        if row["n_facts"] != n_facts:  # kinds are judged against the whole theory
+            raise ValueError(f"{row['theory']}: asked against {row['n_facts']} of its {n_facts} sentences; "
+                             "error kinds read full-theory predictions only")
         if gold.get(row["question"]) != row["gold"]:
             raise ValueError(f"{row['theory']}: {row['question']!r} is not labelled {row['gold']} in --data")
         kind = question_kind(theory, row["question"], row["gold"])

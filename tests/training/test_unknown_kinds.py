@@ -36,7 +36,7 @@ def test_error_kinds_count_each_answer_against_its_kind() -> None:
     assert question_kind(theory, "Charlie is big.", "Unknown") == "unknown/absent/unstated"
     assert question_kind(theory, "Bob is big.", "True") == "provable"
     episodes = generated_sets("generated:1-4:12")
-    rows = [{"theory": ep.id, "question": q.text, "gold": q.answer, "answer": q.answer}
+    rows = [{"theory": ep.id, "question": q.text, "gold": q.answer, "answer": q.answer, "n_facts": len(ep.facts)}
             for ep in episodes for q in ep.questions]
     unknown = next(r for r in rows if r["gold"] == "Unknown")
     unknown["answer"] = "True"
@@ -48,5 +48,7 @@ def test_error_kinds_count_each_answer_against_its_kind() -> None:
     assert all(v["accuracy"] == 1 for k, v in got.items() if k != kind)
     with pytest.raises(ValueError, match="not labelled"):
         by_kind([{**rows[0], "gold": "Unknown" if rows[0]["gold"] != "Unknown" else "True"}], episodes)
+    with pytest.raises(ValueError, match="full-theory predictions only"):
+        by_kind([{**rows[0], "n_facts": 0}], episodes)
     with pytest.raises(ValueError, match="does not hold"):
         by_kind([{**rows[0], "theory": "nope"}], episodes)
