@@ -50,4 +50,9 @@ def test_compressed_delta_round_trips_and_answers(tiny_gpt2: Path) -> None:
     questions = ["Bob is nice.", "Anne is red."]
     a = reckoner.answer(questions, loaded)
     b = reckoner.answer(questions, reckoner.merged(loaded))
-    assert [x.scores for x in a] == [x.scores for x in b]
+    # the same answers; the scores agree to float rounding (the two paths may lay the factors out differently in
+    # memory, and BLAS kernels then sum in another order: bit-equal on some CPUs, 1e-9 apart on others)
+    assert [x.answer for x in a] == [x.answer for x in b]
+    for x, y in zip(a, b, strict=True):
+        assert x.scores is not None and y.scores is not None and x.scores.keys() == y.scores.keys()
+        assert all(x.scores[k] == pytest.approx(y.scores[k], abs=1e-6) for k in x.scores)
