@@ -241,10 +241,10 @@ def test_unknowns_for_a_relations_only_context_with_no_attributes_to_spare(share
 
 def _hard_unknowns_about_present_entities(ep: Episode) -> int:
     """Unknowns about an entity the facts mention, which some rule concludes (a rule that almost fires)."""
+    from training.error_kinds import question_kind
+
     theory = Theory.parse(ep.facts)
-    present = {lit.subject for lit, _ in theory.facts}
-    return sum(1 for q in ep.questions if q.answer == "Unknown" and (lit := parse_statement(q.text)).subject in present
-               and any(r.concludes(lit) for r in theory.rules))
+    return sum(question_kind(theory, q.text, q.answer) == "unknown/rule/stated" for q in ep.questions)
 
 
 def test_near_miss_sets_hold_the_rules_that_almost_fire() -> None:
