@@ -132,7 +132,7 @@ def fit_context(ckpt: Checkpoint, facts: list[str], questions: list[Question],
 def icr_episode_loss(ckpt: Checkpoint, cfg: TrainConfig, ep: Episode, label_ids: dict[str, int],
                      rng: random.Random) -> tuple[Tensor, int, int, float]:
     """FT-ICR's outer-step loss for one theory: the facts in the prompt, no inner loop (nan inner loss)."""
-    questions = pick_questions(ep, cfg.max_questions, rng)
+    questions = pick_questions(ep, cfg.max_questions, rng, cfg.question_sampling)
     facts = knowledge_for(ep, questions, cfg.knowledge, rng, cfg.proof_share)
     facts, questions = fit_context(ckpt, facts, questions)
     params = dict(ckpt.model.named_parameters())

@@ -11,6 +11,8 @@ import yaml
 
 from reckoning_core.device import AUTO, device_setting, resolve_device
 
+QUESTION_SAMPLING = ("uniform", "depth")  # training.data.sampling.pick_questions
+
 
 @dataclass
 class TrainConfig:
@@ -33,6 +35,7 @@ class TrainConfig:
     gen_fraction: float = 0.5  # share of training theories from the generator (rest: owa_train)
     val_theories: int = 100  # owa_train theories held out for model selection (never trained on)
     max_questions: int = 48  # per theory per step
+    question_sampling: str = "uniform"  # "uniform" subset, or "depth": balanced over proof depths (pick_questions)
     easy_fraction: float = 0.0  # curriculum: share of small theories at step 0 ...
     easy_until: int = 0  # ... decaying linearly to none at this step (0 = no curriculum)
     easy_kind: str = "small"  # "small" theories (<= 6 facts, <= 2 rules) or "lookup" (1-4 facts, no rules)
@@ -79,6 +82,8 @@ class TrainConfig:
     log_episodes: bool = False  # write each rank's episode ids per step (episodes-rankN.jsonl)
 
     def __post_init__(self) -> None:
+        if self.question_sampling not in QUESTION_SAMPLING:
+            raise ValueError(f"question_sampling must be one of {QUESTION_SAMPLING}, not {self.question_sampling!r}")
         # resolved once, so every tensor the run makes goes to one concrete device (and the checkpoint records it)
         self.device = resolve_device(device_setting() if self.device == AUTO else self.device)
 

@@ -107,7 +107,7 @@ def reckoning_episode_loss(ckpt: Checkpoint, cfg: TrainConfig, ep: Episode, labe
                            rng: random.Random) -> tuple[torch.Tensor, int, int, float]:
     """Inner loop on the facts, then the answer (+ fact) loss with the adapted weights."""
     model, tok, enc = ckpt.model, ckpt.tokenizer, ckpt.config.encode
-    questions = pick_questions(ep, cfg.max_questions, rng)
+    questions = pick_questions(ep, cfg.max_questions, rng, cfg.question_sampling)
     facts = knowledge_for(ep, questions, cfg.knowledge, rng, cfg.proof_share)
     texts = [ckpt.config.prompt.fact_text(f) for f in facts]
     dtype = next(model.parameters()).dtype

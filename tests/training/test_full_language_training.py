@@ -74,3 +74,52 @@ def test_eval_writes_one_prediction_per_question_that_matches_its_summary(tiny_g
         assert r["answer"] == max(r["scores"], key=r["scores"].get)
         assert r["grammar"] in {"AttNoneg", "AttNeg", "RelNoneg", "RelNeg"} and r["n_facts"] >= 1
     assert len({r["theory"] for r in rows}) == result["n_theories"] == 3
+
+
+def test_depth_sampling_levels_proof_depths_and_keeps_a_third_unknown() -> None:
+    import collections
+    import random
+
+    from training.data.pw_gen import generate_full_episode
+    from training.data.sampling import pick_questions
+
+    rng = random.Random(3)
+    episodes = [generate_full_episode(rng, i, n_sentences=rng.randint(16, 25)) for i in range(40)]
+    counts: dict[str, collections.Counter[int | None]] = {"uniform": collections.Counter(),
+                                                          "depth": collections.Counter()}
+    for ep in episodes:
+        for mode, counter in counts.items():
+            picked = pick_questions(ep, 48, random.Random(ep.id), mode)
+            assert len(picked) <= 48 and len({id(q) for q in picked}) == len(picked)
+            assert all(q in ep.questions for q in picked)
+            if mode == "depth":  # no depth takes more than an equal share of the proved questions
+                depths = collections.Counter(min(q.depth, 5) for q in picked if q.depth is not None)
+                assert max(depths.values()) <= -(-32 // len(depths))
+            counter.update(q.depth for q in picked)
+
+    def share(c: collections.Counter[int | None], pred: object) -> float:
+        return sum(v for k, v in c.items() if pred(k)) / sum(c.values())  # type: ignore[operator]
+
+    deep = lambda d: d is not None and d >= 3  # noqa: E731
+    assert share(counts["depth"], deep) > 1.5 * share(counts["uniform"], deep)
+    assert share(counts["depth"], lambda d: d == 0) < share(counts["uniform"], lambda d: d == 0)
+    assert abs(share(counts["depth"], lambda d: d is None) - 1 / 3) < 0.05
+
+
+def test_uniform_sampling_is_the_old_draw_and_bad_modes_are_refused() -> None:
+    import random
+
+    from training.data.pw_gen import generate_full_episode
+    from training.data.sampling import pick_questions
+
+    ep = generate_full_episode(random.Random(0), 0, n_sentences=20)
+    old = list(ep.questions)
+    random.Random(5).shuffle(old)
+    assert pick_questions(ep, 10, random.Random(5)) == old[:10]  # resumed runs draw what they drew before
+    with pytest.raises(ValueError, match="question sampling"):
+        pick_questions(ep, 10, random.Random(5), "deep")
+
+
+def test_config_refuses_an_unknown_question_sampling() -> None:
+    with pytest.raises(ValueError, match="question_sampling"):
+        TrainConfig.load(None, ["question_sampling=deep"])

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from training.config import TrainConfig
+from training.config import QUESTION_SAMPLING, TrainConfig
 from training.data.episode import Episode, Question, data_dir
 from training.data.proofwriter import Theory, read_owa_train
 from training.data.pw_gen import generate_easy_full, generate_full_episode, generate_lookup_full, generate_onehop_full
@@ -178,10 +178,32 @@ def build_sampler(cfg: TrainConfig, splits: Splits, seed: int) -> TheorySampler 
     return TheorySampler(splits.train, cfg.gen_fraction, seed, cfg.easy_fraction, cfg.easy_until, cfg.easy_kind)
 
 
-def pick_questions(ep: Episode, n: int, rng: random.Random) -> list[Question]:
+def pick_questions(ep: Episode, n: int, rng: random.Random, sampling: str = "uniform",
+                   unknown_share: float = 1 / 3) -> list[Question]:
+    """Up to n of the episode's questions. "uniform": a random subset, so most are depth 0 or Unknown (every
+    stated fact asked both ways, and as many Unknowns, outnumber the few deep proofs). "depth": each proof depth
+    present (0, 1, ..., 5+) gets at most an equal share of the proved questions, shallow ones never topping up
+    for missing deep ones, plus Unknowns as unknown_share of the result, as the real depth-5 data asks them.
+    Fewer than n questions when the deep proofs are few."""
+    if sampling not in QUESTION_SAMPLING:
+        raise ValueError(f"question sampling must be one of {QUESTION_SAMPLING}, not {sampling!r}")
     qs = list(ep.questions)
     rng.shuffle(qs)
-    return qs[:n]
+    if sampling == "uniform":
+        return qs[:n]
+    unknown = [q for q in qs if q.depth is None]
+    by_depth: dict[int, list[Question]] = {}
+    for q in qs:
+        if q.depth is not None:
+            by_depth.setdefault(min(q.depth, 5), []).append(q)
+    if not by_depth:
+        return unknown[:n]
+    cap = -(-round(n * (1 - unknown_share)) // len(by_depth))  # ceil: an equal share per depth
+    proved = [q for d in sorted(by_depth) for q in by_depth[d][:cap]]
+    n_unknown = round(len(proved) * unknown_share / (1 - unknown_share))
+    picked = (proved + unknown[:n_unknown])[:n]
+    rng.shuffle(picked)
+    return picked
 
 
 def knowledge_for(ep: Episode, questions: list[Question], mode: str, rng: random.Random,
