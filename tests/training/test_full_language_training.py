@@ -42,6 +42,26 @@ def test_mix_sampler_draws_every_source_with_solver_labels(proofwriter_dir: Path
         MixSampler(TrainConfig(mix={"nope": 1.0}), Splits([], []), seed=0)
 
 
+def test_relational_and_deep_sources_draw_what_they_name(proofwriter_dir: Path) -> None:
+    train, _ = split_depth5(read_depth5_mixed(proofwriter_dir / "depth5_mixed_train.json"))
+    rel = MixSampler(TrainConfig(mix={"depth5-rel": 1}), Splits([], [], depth5_train=train), seed=2)
+    rel_ids = {ep.id for ep in train if ep.source.startswith("Rel")}
+    drawn = [next(rel) for _ in range(40)]
+    assert all(ep.id in rel_ids for ep in drawn) and len({ep.id for ep in drawn}) > 30
+    deep = MixSampler(TrainConfig(mix={"full-deep": 1}), Splits([], []), seed=2)
+    grammars = []
+    for _ in range(30):
+        ep = next(deep)
+        assert 12 <= len(ep.facts) <= 25 and ep.source.startswith("gen-deep-")
+        grammars.append(ep.source.removeprefix("gen-deep-"))
+        theory = solve(Theory.parse(ep.facts))
+        for q in ep.questions[:10]:
+            assert theory.answer(parse_statement(q.text))[0] == q.answer, (ep.id, q.text)
+    assert sum(g.startswith("Rel") for g in grammars) > len(grammars) / 2
+    with pytest.raises(ValueError, match="depth5 episodes"):
+        MixSampler(TrainConfig(mix={"depth5-rel": 1}), Splits([], []), seed=0)
+
+
 def test_generated_eval_sets_have_the_sizes_asked_for() -> None:
     sets = generated_sets("generated:1,4,16:3")
     assert [len(e.facts) for e in sets] == [1, 1, 1, 4, 4, 4, 16, 16, 16]

@@ -485,6 +485,15 @@ def generate_near_miss_full(rng: random.Random, index: int = 0, grammar: str | N
     return _episode(rng, f"near-miss-full-{index}", f"gen-nearmiss-{g}", sentences, lex, g)
 
 
+def generate_deep_full(rng: random.Random, index: int = 0, vocab: str = "mixed") -> Episode:
+    """Sets of depth-5 size (12-25 sentences, as depth5_mixed_train's contexts) with rules built to chain, two
+    in three in a relational grammar: the long proofs about relations that the real depth-5 data asks."""
+    g = rng.choice(("RelNoneg", "RelNeg", "RelNoneg", "RelNeg", "AttNoneg", "AttNeg"))
+    sentences, lex = build_knowledge(rng, rng.randint(12, 25), g, vocab, rule_share=rng.uniform(0.35, 0.55),
+                                     p_fire=0.9)
+    return _episode(rng, f"deep-full-{index}", f"gen-deep-{g}", sentences, lex, g)
+
+
 def generate_easy_full(rng: random.Random, index: int = 0, grammar: str | None = None,
                        vocab: str = "mixed") -> Episode:
     """Curriculum mix: a lookup set or a one-hop set, half and half."""

@@ -46,7 +46,7 @@ def load_splits(cfg: TrainConfig) -> Splits:
     base = Path(cfg.data_dir) if cfg.data_dir else data_dir()
     eps = list(read_owa_train(base / "proofwriter" / "owa_train.jsonl"))
     splits = Splits(eps[: len(eps) - cfg.val_theories], eps[len(eps) - cfg.val_theories :])
-    if "depth5" in cfg.mix or "depth5" in cfg.val_sets:
+    if {"depth5", "depth5-rel"} & set(cfg.mix) or "depth5" in cfg.val_sets:
         from training.data.depth5 import read_depth5_mixed
 
         train, dev = split_depth5(read_depth5_mixed(base / "proofwriter" / DEPTH5_FILE))
@@ -115,6 +115,7 @@ class MixSampler:
         self.step = 0
         self.splits = splits
         from training.data.pw_gen import (
+            generate_deep_full,
             generate_easy_full,
             generate_full_episode,
             generate_lookup_full,
@@ -131,16 +132,19 @@ class MixSampler:
             "full-lookup": lambda: generate_lookup_full(self.rng, self.count),
             "full-easy": lambda: generate_easy_full(self.rng, self.count),
             "full-near-miss": lambda: generate_near_miss_full(self.rng, self.count),
+            "full-deep": lambda: generate_deep_full(self.rng, self.count),
             "depth5": self._depth5,
+            "depth5-rel": lambda: self._depth5(relational_only=True),
         }
         unknown = set(cfg.mix) - set(sources)
         if unknown:
             raise ValueError(f"unknown mix sources {sorted(unknown)}; known: {sorted(sources)}")
-        if "depth5" in cfg.mix and not splits.depth5_train:
+        if {"depth5", "depth5-rel"} & set(cfg.mix) and not splits.depth5_train:
             raise ValueError("mix asks for depth5 episodes but none were loaded")
         self.names = [k for k, w in cfg.mix.items() if w > 0]
         self.weights = [cfg.mix[k] for k in self.names]
         self.sources = sources
+        self.rel_depth5 = [ep for ep in splits.depth5_train if ep.source.startswith("Rel")]
 
     def _owa(self) -> Episode:
         ep = self.rng.choice(self.splits.train)
@@ -148,14 +152,16 @@ class MixSampler:
         self.rng.shuffle(facts)
         return Episode(ep.id, tuple(facts), tuple(questions_for(Theory.parse(facts), self.rng)), ep.source)
 
-    def _depth5(self) -> Episode:
+    def _depth5(self, relational_only: bool = False) -> Episode:
         """A real training context with every question the solver can label on it (the solver agrees with
-        every real label, tested), not only the one or two the file asks."""
+        every real label, tested), not only the one or two the file asks; relational_only: RelNoneg and RelNeg
+        contexts only (the grammars the model reads worst)."""
         from training.data.pw_gen import draw_lexicon, questions_for_full
         from training.data.pw_logic import Theory as FullTheory
         from training.data.pw_logic import solve
 
-        ep = self.rng.choice(self.splits.depth5_train)
+        pool = self.rel_depth5 if relational_only else self.splits.depth5_train
+        ep = self.rng.choice(pool)
         facts = list(ep.facts)
         self.rng.shuffle(facts)  # knowledge is a set: order must not matter
         lex = draw_lexicon(self.rng, ep.source.startswith("Rel"), 0, 0, 0, vocab="proofwriter")
