@@ -143,3 +143,19 @@ def test_uniform_sampling_is_the_old_draw_and_bad_modes_are_refused() -> None:
 def test_config_refuses_an_unknown_question_sampling() -> None:
     with pytest.raises(ValueError, match="question_sampling"):
         TrainConfig.load(None, ["question_sampling=deep"])
+
+
+def test_deep_sets_ask_rule_concluded_unknowns_as_often_as_the_real_contexts() -> None:
+    import collections
+    import random
+
+    from training.data.pw_gen import generate_deep_full
+    from training.error_kinds import question_kind
+
+    rng, kinds = random.Random(0), collections.Counter[str]()
+    for i in range(60):
+        ep = generate_deep_full(rng, i)
+        theory = Theory.parse(ep.facts)
+        kinds.update(question_kind(theory, q.text, q.answer) for q in ep.questions)
+    share = kinds["unknown/rule/stated"] / sum(kinds.values())
+    assert 0.15 < share < 0.20  # the real depth-5 training contexts: 0.17; without near misses: 0.11
