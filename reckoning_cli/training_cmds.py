@@ -59,7 +59,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     v.add_argument("--model", default=str(DEFAULT_MODEL_DIR))
     v.add_argument("--data", default=None,
                    help="a ProofWriter file in any shared format (owa_dev_natlang, owa_train, depth5_mixed), or "
-                        "generated:SIZES:N (e.g. generated:1-4:200, generated:1,4,16,64:30); "
+                        "generated:SIZES:N (e.g. generated:1-4:200, generated:1,4,16,64:30, generated:onehop:100); "
                         "default: $RECKONING_DATA_DIR/proofwriter/owa_dev_natlang.jsonl")
     v.add_argument("--setting", choices=["full-theory", "proof-only"], default="full-theory")
     v.add_argument("--method", choices=["reckoning", "icr", "no-knowledge"], default="reckoning")

@@ -34,14 +34,17 @@ GENERATED_SEED = 20261130  # evaluation sets: a seed no training stream uses
 
 def generated_sets(spec: str) -> list[Episode]:
     """`generated:SIZES:N`: solver-labelled full-language sets from the generator, all grammars in turn.
-    SIZES is a range (`1-4`: N sets, sizes drawn uniformly) or a list (`1,2,4,8`: N sets of each size)."""
-    from training.data.pw_gen import GRAMMARS, generate_full_episode
+    SIZES is a range (`1-4`: N sets, sizes drawn uniformly), a list (`1,2,4,8`: N sets of each size) or
+    `onehop` (N sets of 2-6 sentences whose rules fire on stated facts: every proof is one step or none)."""
+    from training.data.pw_gen import GRAMMARS, generate_full_episode, generate_onehop_full
 
     parts = spec.split(":")
     if len(parts) != 3 or parts[0] != "generated":
         raise SystemExit(f"--data {spec!r}: expected generated:SIZES:N, e.g. generated:1-4:200")
     rng = random.Random(GENERATED_SEED)
     n = int(parts[2])
+    if parts[1] == "onehop":
+        return [generate_onehop_full(rng, i, grammar=GRAMMARS[i % len(GRAMMARS)]) for i in range(n)]
     if "-" in parts[1]:
         lo, hi = (int(x) for x in parts[1].split("-"))
         sizes = [rng.randint(lo, hi) for _ in range(n)]

@@ -28,7 +28,8 @@ def test_depth5_split_is_fixed_disjoint_and_about_a_fifth(proofwriter_dir: Path)
 def test_mix_sampler_draws_every_source_with_solver_labels(proofwriter_dir: Path) -> None:
     episodes = read_depth5_mixed(proofwriter_dir / "depth5_mixed_train.json")
     train, _ = split_depth5(episodes)
-    cfg = TrainConfig(mix={"full": 1, "full-small": 1, "full-easy": 1, "full-lookup": 1, "depth5": 1, "gen": 1})
+    cfg = TrainConfig(mix={"full": 1, "full-small": 1, "full-easy": 1, "full-lookup": 1, "full-onehop": 1, "depth5": 1,
+                             "gen": 1})
     sampler = MixSampler(cfg, Splits([], [], depth5_train=train), seed=5)
     seen = set()
     for _ in range(120):
@@ -159,3 +160,13 @@ def test_deep_sets_ask_rule_concluded_unknowns_as_often_as_the_real_contexts() -
         kinds.update(question_kind(theory, q.text, q.answer) for q in ep.questions)
     share = kinds["unknown/rule/stated"] / sum(kinds.values())
     assert 0.15 < share < 0.20  # the real depth-5 training contexts: 0.17; without near misses: 0.11
+
+
+def test_generated_onehop_sets_prove_in_one_step_at_most() -> None:
+    episodes = generated_sets("generated:onehop:24")
+    grammars = ("AttNoneg", "AttNeg", "RelNoneg", "RelNeg")
+    assert [ep.source for ep in episodes[:4]] == [f"gen-onehop-{g}" for g in grammars]
+    assert all(2 <= len(ep.facts) <= 6 for ep in episodes)
+    depths = [q.depth for ep in episodes for q in ep.questions]
+    assert set(depths) == {0, 1, None}
+    assert generated_sets("generated:onehop:24") == episodes  # a fixed seed: the same sets every run

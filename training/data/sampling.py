@@ -120,6 +120,7 @@ class MixSampler:
             generate_full_episode,
             generate_lookup_full,
             generate_near_miss_full,
+            generate_onehop_full,
         )
 
         sources: dict[str, Callable[[], Episode]] = {
@@ -130,6 +131,7 @@ class MixSampler:
             "full": lambda: generate_full_episode(self.rng, self.count),
             "full-small": lambda: generate_full_episode(self.rng, self.count, n_sentences=self.rng.randint(1, 8)),
             "full-lookup": lambda: generate_lookup_full(self.rng, self.count),
+            "full-onehop": lambda: generate_onehop_full(self.rng, self.count),
             "full-easy": lambda: generate_easy_full(self.rng, self.count),
             "full-near-miss": lambda: generate_near_miss_full(self.rng, self.count),
             "full-deep": lambda: generate_deep_full(self.rng, self.count),
