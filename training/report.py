@@ -81,7 +81,7 @@ def run_evals(force: bool, threads: int | None, limit: int | None, models: Seque
 
 # full-language evaluations whose every answer is kept (results/eval/predictions/) and sorted by kind of question
 # (results/data/error-kinds--MODEL--TAG.json, training.error_kinds) for RECKONING models
-ERROR_KIND_TAGS = ("depth5-dev", "gen-1-4", "handwritten")
+ERROR_KIND_TAGS = ("depth5-dev", "gen-1-4", "onehop", "handwritten")
 
 
 def run_full_evals(force: bool, threads: int | None, models: Sequence[str] | None = None,
@@ -208,6 +208,11 @@ ERROR_KINDS = [("provable", "True or False (provable)"),
                ("unknown/other/stated", "Unknown, no rule concludes it, about an entity a fact names"),
                ("unknown/other/unstated", "Unknown, no rule concludes it, about an entity only rules name"),
                ("unknown/absent/unstated", "Unknown, about an entity absent from the knowledge")]
+# ... and the provable ones again, by the rules their proof goes through (training.error_kinds.proof_kind)
+PROOF_KINDS = [("stated fact", "provable: a stated fact"),
+               ("positive rules", "provable: through positive rules only"),
+               ("negated conclusion", "provable: through a rule that concludes a negation"),
+               ("negated condition", "provable: through a rule with a negated condition")]
 
 
 def error_kinds_table() -> str:
@@ -215,11 +220,13 @@ def error_kinds_table() -> str:
     files = sorted((RESULTS / "data").glob("error-kinds--*.json"))
     if not files:
         return ""
-    cols = [(f.stem.split("--", 1)[1].replace("--", ", "), json.loads(f.read_text())["by_kind"]) for f in files]
+    cols = [(f.stem.split("--", 1)[1].replace("--", ", "), json.loads(f.read_text())) for f in files]
     rows = ["| question kind | " + " | ".join(c for c, _ in cols) + " |", "|---|" + "---|" * len(cols)]
-    for key, label in ERROR_KINDS:
-        cells = [f"{_pct(k[key]['accuracy'])} ({k[key]['n']})" if key in k else "–" for _, k in cols]
-        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+    for part, kinds in (("by_kind", ERROR_KINDS), ("by_proof", PROOF_KINDS)):
+        for key, label in kinds:
+            cells = [f"{_pct(d[part][key]['accuracy'])} ({d[part][key]['n']})" if key in d.get(part, {}) else "–"
+                     for _, d in cols]
+            rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

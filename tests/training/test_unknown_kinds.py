@@ -40,8 +40,10 @@ def test_error_kinds_count_each_answer_against_its_kind() -> None:
             for ep in episodes for q in ep.questions]
     unknown = next(r for r in rows if r["gold"] == "Unknown")
     unknown["answer"] = "True"
-    got = by_kind(rows, episodes)
+    both = by_kind(rows, episodes)
+    got = both["by_kind"]
     assert sum(k["n"] for k in got.values()) == len(rows)
+    assert sum(k["n"] for k in both["by_proof"].values()) == got["provable"]["n"]
     kind = question_kind(Theory.parse(next(e for e in episodes if e.id == unknown["theory"]).facts),
                          unknown["question"], "Unknown")
     assert got[kind]["wrong_answers"] == {"True": 1} and got[kind]["accuracy"] < 1
@@ -52,3 +54,18 @@ def test_error_kinds_count_each_answer_against_its_kind() -> None:
         by_kind([{**rows[0], "n_facts": 0}], episodes)
     with pytest.raises(ValueError, match="does not hold"):
         by_kind([{**rows[0], "theory": "nope"}], episodes)
+
+
+def test_proof_kinds_name_the_negations_a_proof_goes_through() -> None:
+    from training.data.pw_logic import solve
+    from training.error_kinds import proof_kind
+
+    closure = solve(Theory.parse(["The cat is not nice.", "If someone is not nice then they eat the lion.",
+                                  "Anne is red.", "Red things are not big.", "If someone is red then they are kind.",
+                                  "If someone eats the lion then they are hungry."]))
+    assert proof_kind(closure, "The cat is nice.") == "stated fact"
+    assert proof_kind(closure, "The cat eats the lion.") == "negated condition"
+    assert proof_kind(closure, "The cat is hungry.") == "negated condition"  # via a rule that has one
+    assert proof_kind(closure, "Anne is big.") == "negated conclusion"
+    assert proof_kind(closure, "Anne is not kind.") == "positive rules"
+    assert proof_kind(closure, "Anne is hungry.") is None
