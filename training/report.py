@@ -359,8 +359,10 @@ def render() -> str:
           "![accuracy by knowledge-set size](results/accuracy_by_size.png)", "",
           "Where the answers go wrong: accuracy in % (questions) by kind of question, from "
           "`reckoning eval --predictions` and `python -m training.error_kinds` (commands in its docstring). "
-          "The weak kind is an Unknown that a rule concludes about an entity the facts name, where a condition "
-          "of the rule is not met: the models tend to fire the rule anyway.", "",
+          "One weak kind is an Unknown that a rule concludes about an entity the facts name, where a condition "
+          "of the rule is not met: the models tend to fire the rule anyway. The other is a proof through a rule "
+          "with a negated condition (`If someone is not nice then ...` with `The cat is not nice.`), the "
+          "table's last row.", "",
           error_kinds_table(), "",
           "### Accuracy on owa_dev_natlang (3-way, majority class 50%)", "",
           "Full theory means every fact and rule of the theory is the knowledge, distractors included. "
