@@ -61,6 +61,9 @@ def test_relational_and_deep_sources_draw_what_they_name(proofwriter_dir: Path) 
     assert sum(g.startswith("Rel") for g in grammars) > len(grammars) / 2
     with pytest.raises(ValueError, match="depth5 episodes"):
         MixSampler(TrainConfig(mix={"depth5-rel": 1}), Splits([], []), seed=0)
+    attributes_only = [ep for ep in train if not ep.source.startswith("Rel")]
+    with pytest.raises(ValueError, match="no relational"):
+        MixSampler(TrainConfig(mix={"depth5-rel": 1}), Splits([], [], depth5_train=attributes_only), seed=0)
 
 
 def test_generated_eval_sets_have_the_sizes_asked_for() -> None:

@@ -147,6 +147,8 @@ class MixSampler:
         self.weights = [cfg.mix[k] for k in self.names]
         self.sources = sources
         self.rel_depth5 = [ep for ep in splits.depth5_train if ep.source.startswith("Rel")]
+        if cfg.mix.get("depth5-rel") and not self.rel_depth5:
+            raise ValueError("mix asks for depth5-rel episodes but the depth5 contexts loaded hold no relational ones")
 
     def _owa(self) -> Episode:
         ep = self.rng.choice(self.splits.train)
