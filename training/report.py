@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from reckoning_core.config import DEFAULT_MODEL_DIR
+
 RESULTS = Path("results")
 EVAL_DIR = RESULTS / "eval"
 README = Path("README.md")
@@ -15,7 +17,7 @@ README = Path("README.md")
 # (name, model folder, method, settings): what results/ reports
 RUNS: list[tuple[str, str, str, tuple[str, ...]]] = [
     ("RECKONING owa multi-task", "models/reckoning-proofwriter", "reckoning", ("full-theory", "proof-only")),
-    ("RECKONING full language, K=2 (default)", "models/reckoning-full-k2", "reckoning", ("full-theory", "proof-only")),
+    ("RECKONING full language, K=2 (default)", str(DEFAULT_MODEL_DIR), "reckoning", ("full-theory", "proof-only")),
     ("RECKONING full language, K=4 (option)", "models/reckoning-full", "reckoning", ("full-theory", "proof-only")),
     ("RECKONING owa K=2 (option)", "models/reckoning-proofwriter-k2", "reckoning", ("full-theory", "proof-only")),
     ("RECKONING single-task", "models/reckoning-single-task", "reckoning", ("full-theory", "proof-only")),
@@ -46,7 +48,7 @@ FULL_EVALS: list[tuple[str, str, str, int | None]] = [  # (tag, --data, --split,
 ]
 # (name, model folder, method) evaluated on FULL_EVALS
 FULL_RUNS: list[tuple[str, str, str]] = [
-    ("RECKONING full language, K=2 (default)", "models/reckoning-full-k2", "reckoning"),
+    ("RECKONING full language, K=2 (default)", str(DEFAULT_MODEL_DIR), "reckoning"),
     ("RECKONING full language, K=4 (option)", "models/reckoning-full", "reckoning"),
     ("RECKONING full language, 6 blocks (option)", "models/reckoning-full6", "reckoning"),
     ("FT-ICR full language", "models/icr-full", "icr"),
@@ -117,15 +119,12 @@ def full_table() -> str:
             "| fact recall | one-hop sets, depth 1 |",
             "|---|---|" + "---|" * len(grammars) + "---|---|---|---|---|---|---|"]
     for name, model, method in FULL_RUNS:
-        got = {tag: eval_path(model, method, tag) for tag, *_ in FULL_EVALS}
-        if not got["depth5-dev"].exists():
+        paths = {tag: eval_path(model, method, tag) for tag, *_ in FULL_EVALS}
+        if not paths["depth5-dev"].exists():
             continue
-        dev = json.loads(got["depth5-dev"].read_text())
-        alls = json.loads(got["depth5-all"].read_text()) if got["depth5-all"].exists() else {}
-        gen = json.loads(got["gen-1-4"].read_text()) if got["gen-1-4"].exists() else {}
-        hand = json.loads(got["handwritten"].read_text()) if got["handwritten"].exists() else {}
-        owa = json.loads(got["owa-full-80"].read_text()) if got["owa-full-80"].exists() else {}
-        hop = json.loads(got["onehop"].read_text()) if got["onehop"].exists() else {}
+        got = {tag: json.loads(p.read_text()) if p.exists() else {} for tag, p in paths.items()}
+        dev, alls, gen, hand = got["depth5-dev"], got["depth5-all"], got["gen-1-4"], got["handwritten"]
+        owa, hop = got["owa-full-80"], got["onehop"]
         by_g = dev.get("by_grammar", {})
         rows.append(f"| {name} | **{_pct(dev['accuracy'])}** | "
                     + " | ".join(_pct(by_g.get(g, {}).get("accuracy")) for g in grammars)
@@ -224,7 +223,7 @@ def error_kinds_table() -> str:
     rows = ["| question kind | " + " | ".join(c for c, _ in cols) + " |", "|---|" + "---|" * len(cols)]
     for part, kinds in (("by_kind", ERROR_KINDS), ("by_proof", PROOF_KINDS)):
         for key, label in kinds:
-            cells = [f"{_pct(d[part][key]['accuracy'])} ({d[part][key]['n']})" if key in d.get(part, {}) else "–"
+            cells = [f"{_pct(d[part][key]['accuracy'])} ({d[part][key]['n']})" if key in d[part] else "–"
                      for _, d in cols]
             rows.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -321,7 +320,7 @@ COMPARED = [("depth5 dev", "depth5-dev", "accuracy"), ("generated 1-4", "gen-1-4
             ("owa proof-only", "proof-only", "accuracy"), ("fact recall (generated 1-4)", "gen-1-4", "recall")]
 
 
-def compare_with_default(model: str, default: str = "models/reckoning-full-k2") -> str:
+def compare_with_default(model: str, default: str = str(DEFAULT_MODEL_DIR)) -> str:
     """The option minus the default, in points, on every column both have an evaluation for."""
     diffs = []
     for column, tag, field in COMPARED:

@@ -9,6 +9,7 @@ from conftest import api_env
 from rel_support import KEYS, LoadRunner, Report, Stack
 
 from benchmarks.processes import ApiProcess, RedisProcess, rss_mib
+from reckoning_core.config import DEFAULT_MODEL_DIR
 from tests.support import unavailable
 
 REPO = Path(__file__).resolve().parents[2]
@@ -86,7 +87,7 @@ def test_load_and_soak_lose_nothing_and_never_5xx(stack: Stack, report: Report, 
     assert stack.api.proc is not None and stack.api.proc.poll() is None and stack.api.pid == pid
 
 
-SHIPPED = REPO / "models" / "reckoning-full-k2"
+SHIPPED = REPO / DEFAULT_MODEL_DIR
 
 
 @pytest.mark.soak

@@ -20,9 +20,10 @@ import httpx
 import pytest
 
 from benchmarks.processes import ApiProcess, RedisProcess, redis_api_env
+from reckoning_core.config import DEFAULT_MODEL_DIR
 
 REPO = Path(__file__).resolve().parents[2]
-MODEL = REPO / "models" / "reckoning-full-k2"
+MODEL = REPO / DEFAULT_MODEL_DIR
 CHROMIUM = Path(os.environ.get("RECKONING_CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("RECKONING_CHROMEDRIVER", "/usr/bin/chromedriver"))
 IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}

@@ -40,12 +40,16 @@ def test_error_kinds_table_has_a_column_per_file_and_a_dash_where_a_kind_is_miss
     monkeypatch.setattr(report, "RESULTS", tmp_path)
     (tmp_path / "data").mkdir()
     kinds = {"provable": {"accuracy": 0.8, "n": 160}, "unknown/rule/stated": {"accuracy": 0.4464, "n": 56}}
-    (tmp_path / "data" / "error-kinds--m--depth5-dev.json").write_text(json.dumps({"by_kind": kinds}))
+    proofs = {"negated condition": {"accuracy": 0.25, "n": 4}}
+    (tmp_path / "data" / "error-kinds--m--depth5-dev.json").write_text(json.dumps({"by_kind": kinds,
+                                                                                  "by_proof": proofs}))
     lines = report.error_kinds_table().splitlines()
     assert lines[0] == "| question kind | m, depth5-dev |"
     assert "| True or False (provable) | 80.0 (160) |" in lines
     assert "| Unknown, a rule concludes it, about an entity a fact names | 44.6 (56) |" in lines
     assert "| Unknown, about an entity absent from the knowledge | – |" in lines
+    assert "| provable: through a rule with a negated condition | 25.0 (4) |" in lines
+    assert "| provable: a stated fact | – |" in lines
 
 
 def test_evaluate_keeps_to_the_models_and_tags_asked_and_sorts_errors_by_kind(

@@ -21,6 +21,7 @@ from training.data.theory_gen import (
 
 DEPTH5_FILE = "depth5_mixed_train.json"
 DEPTH5_DEV_SHARE = 0.2
+DEPTH5_SOURCES = {"depth5", "depth5-rel"}  # mix sources that draw the real depth-5 training contexts
 
 
 def split_depth5(episodes: list[Episode], dev_share: float = DEPTH5_DEV_SHARE) -> tuple[list[Episode], list[Episode]]:
@@ -46,7 +47,7 @@ def load_splits(cfg: TrainConfig) -> Splits:
     base = Path(cfg.data_dir) if cfg.data_dir else data_dir()
     eps = list(read_owa_train(base / "proofwriter" / "owa_train.jsonl"))
     splits = Splits(eps[: len(eps) - cfg.val_theories], eps[len(eps) - cfg.val_theories :])
-    if {"depth5", "depth5-rel"} & set(cfg.mix) or "depth5" in cfg.val_sets:
+    if DEPTH5_SOURCES & set(cfg.mix) or "depth5" in cfg.val_sets:
         from training.data.depth5 import read_depth5_mixed
 
         train, dev = split_depth5(read_depth5_mixed(base / "proofwriter" / DEPTH5_FILE))
@@ -141,7 +142,7 @@ class MixSampler:
         unknown = set(cfg.mix) - set(sources)
         if unknown:
             raise ValueError(f"unknown mix sources {sorted(unknown)}; known: {sorted(sources)}")
-        if {"depth5", "depth5-rel"} & set(cfg.mix) and not splits.depth5_train:
+        if DEPTH5_SOURCES & set(cfg.mix) and not splits.depth5_train:
             raise ValueError("mix asks for depth5 episodes but none were loaded")
         self.names = [k for k, w in cfg.mix.items() if w > 0]
         self.weights = [cfg.mix[k] for k in self.names]
